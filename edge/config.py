@@ -1,0 +1,199 @@
+"""Load and validate a post's configuration: TOML file, then `POSKO_*` variables, then flags.
+
+Every problem is collected before anything fails, so a technician fixes a broken file in
+one pass; `ConfigError.problems` holds one line per problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from edge.errors import ConfigError
+from edge.settings import BY_KEY, PINS, SETTINGS, Setting
+
+DEFAULT_PATH = Path("/etc/posko/config.toml")
+# Variables that name where things are rather than a setting.
+RESERVED_ENV = {"POSKO_CONFIG"}
+
+
+class Config(Mapping[str, Any]):
+    """A validated, read-only view of every setting, keyed by "section.name"."""
+
+    def __init__(self, values: Mapping[str, Any], source: str = "defaults") -> None:
+        self._values = dict(values)
+        self.source = source
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some settings changed (keys with "__" for "."), validated again."""
+        values = dict(self._values)
+        for name, value in changes.items():
+            values[name.replace("__", ".")] = value
+        problems = validate(values)
+        if problems:
+            raise ConfigError(problems)
+        return Config(values, self.source)
+
+    @property
+    def pins(self) -> dict[str, int]:
+        return {name: self[f"pins.{name}"] for name in PINS}
+
+
+def defaults() -> Config:
+    return Config({s.key: s.default for s in SETTINGS})
+
+
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration in order file < environment < flags, or raise ConfigError."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    values: dict[str, Any] = {s.key: s.default for s in SETTINGS}
+    path = path or env.get("POSKO_CONFIG") or (DEFAULT_PATH if DEFAULT_PATH.exists() else None)
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        values.update(_read_file(Path(path), problems))
+    values.update(_read_env(env, problems))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    problems.extend(validate(values))
+    if problems:
+        raise ConfigError(problems)
+    return Config(values, source)
+
+
+def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        problems.append(f"{path}: file not found")
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        problems.append(f"{path}: cannot read it as TOML: {e}")
+        return {}
+    found: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            problems.append(f"{section}: settings belong in a [section]; {_suggest(section)}")
+            continue
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key not in BY_KEY:
+                problems.append(f"{key}: unknown setting; {_suggest(key)}")
+            else:
+                found[key] = value
+    return found
+
+
+def _read_env(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    by_env = {s.env: s for s in SETTINGS}
+    found: dict[str, Any] = {}
+    for name, text in env.items():
+        if not name.startswith("POSKO_") or name in RESERVED_ENV:
+            continue
+        setting = by_env.get(name)
+        if setting is None:
+            close = difflib.get_close_matches(name, list(by_env), n=1)
+            hint = f"did you mean {close[0]}?" if close else "see `posko --help-settings`"
+            problems.append(f"{name}: unknown environment variable; {hint}")
+            continue
+        try:
+            found[setting.key] = parse_text(setting, text)
+        except ValueError:
+            problems.append(f"{name}: {text!r} is not a valid {setting.allowed()}")
+    return found
+
+
+def parse_text(setting: Setting, text: str) -> Any:
+    """Turn a string (environment variable, form field, flag) into the setting's type."""
+    text = text.strip()
+    if setting.type is int:
+        return int(text, 0)
+    if setting.type is float:
+        return float(text)
+    if setting.type is bool:
+        if text.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if text.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(text)
+    return text
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, list(BY_KEY), n=1)
+    return f"did you mean {close[0]}?" if close else "see `posko --help-settings`"
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Every problem with these values, one line each; an empty list means valid."""
+    problems = [p for s in SETTINGS if (p := _check(s, values.get(s.key)))]
+    pins: dict[int, str] = {}
+    for name in PINS:
+        pin = values.get(f"pins.{name}")
+        if isinstance(pin, int) and pin in pins:
+            problems.append(f"pins.{name}: BCM {pin} is already used by pins.{pins[pin]}")
+        elif isinstance(pin, int):
+            pins[pin] = name
+    return problems
+
+
+def _check(setting: Setting, value: Any) -> str | None:
+    where = f"{setting.key}: {value!r}"
+    expected = setting.type
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+        return f"{where} is not a {setting.allowed()}"
+    if setting.min is not None and value < setting.min:
+        return f"{where} is below the minimum; allowed: {setting.allowed()}"
+    if setting.max is not None and value > setting.max:
+        return f"{where} is above the maximum; allowed: {setting.allowed()}"
+    if setting.choices and value not in setting.choices:
+        return f"{where} is not allowed; allowed: {setting.allowed()}"
+    if setting.pattern and not re.match(setting.pattern, value):
+        return f"{where} is not allowed; allowed: {setting.allowed()}"
+    if setting.key == "time.zone":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            return f"{where} is not a known time zone; allowed: e.g. Asia/Jakarta, Asia/Makassar"
+    if setting.key in {"web.listen", "mqtt.broker"} and value:
+        port = int(value.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            return f"{where} has no valid port; allowed: HOST:PORT with PORT 1-65535"
+    return None
+
+
+def describe() -> str:
+    """Every setting with its default, allowed values and meaning, for --help-settings."""
+    lines = []
+    section = ""
+    for s in SETTINGS:
+        head, name = s.key.split(".", 1)
+        if head != section:
+            section = head
+            lines.append(f"[{section}]")
+        lines.append(f"  {name} = {s.default!r}    # {s.help}; {s.allowed()}; env {s.env}")
+    return "\n".join(lines)

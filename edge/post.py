@@ -1,0 +1,115 @@
+"""Assemble a post from its configuration: store, pins, buttons, feedback, sensors, station.
+
+This is the one place where the configuration chooses hardware drivers; `close()` takes
+everything down in the reverse order, so a SIGTERM leaves pins, camera and files clean.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from edge.clock import SystemClock
+from edge.config import Config
+from edge.station import Clock, Station
+from edge.store import EventStore
+from sensors.buttons import ButtonPanel
+from sensors.camera import Camera, open_camera
+from sensors.feedback import Feedback
+from sensors.pins import pin_factory
+from sensors.thermometer import Calibrated, Thermometer
+
+log = logging.getLogger(__name__)
+
+
+def open_thermometer(config: Config) -> Thermometer | None:
+    """The configured driver, wrapped in the configured calibration."""
+    driver = config["thermometer.driver"]
+    raw: Thermometer
+    if driver == "none":
+        return None
+    if driver == "mlx90614":
+        from sensors.mlx90614 import MLX90614
+
+        raw = MLX90614(config["thermometer.i2c_bus"], config["thermometer.i2c_address"],
+                       samples=config["thermometer.samples"])
+    elif driver == "ds18b20":
+        from sensors.ds18b20 import DS18B20
+
+        raw = DS18B20(config["thermometer.w1_device"] or None)
+    else:
+        from sensors.simulated import SimulatedThermometer
+
+        raw = SimulatedThermometer()
+    return Calibrated(raw, offset=config["thermometer.offset_c"],
+                      gain=config["thermometer.gain"],
+                      plausible_min=config["thermometer.plausible_min_c"],
+                      plausible_max=config["thermometer.plausible_max_c"])
+
+
+class Post:
+    """Everything `posko run` owns for one data directory."""
+
+    def __init__(self, config: Config, *, mock: bool = False, clock: Clock | None = None,
+                 thermometer: Thermometer | None = None, camera: Camera | None = None,
+                 use_config_sensors: bool = True, monotonic: Any = None) -> None:
+        self.config = config
+        self._stack = ExitStack()
+        try:
+            self._open(mock, clock, thermometer, camera, use_config_sensors, monotonic)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _open(self, mock: bool, clock: Clock | None, thermometer: Thermometer | None,
+              camera: Camera | None, use_config_sensors: bool, monotonic: Any) -> None:
+        config, stack = self.config, self._stack
+        self.data_dir = Path(config["data.dir"])
+        self.store = stack.enter_context(
+            EventStore(self.data_dir, config["post.id"], config["time.zone"]))
+        for damage in self.store.damage:
+            log.error("store damage found at start-up: %s", damage.describe())
+        self.factory, self.mock = pin_factory(mock)
+        if use_config_sensors:
+            thermometer = thermometer or open_thermometer(config)
+            camera = camera or open_camera(config["camera.driver"])
+        self.thermometer = thermometer
+        self.camera = camera
+        for device in (thermometer, camera):
+            if device is not None:
+                stack.callback(device.close)
+        pins = config.pins
+        self.feedback = stack.enter_context(Feedback(
+            pins["led_green"], pins["led_red"], pins["buzzer"], pin_factory=self.factory))
+        self.clock = clock or SystemClock()
+        self.station = Station(config, self.store, thermometer=thermometer, clock=self.clock,
+                               camera=camera, feedback=self.feedback)
+        stack.callback(self.station.close)  # closed before the devices above it
+        self.station.start()
+        extra = {"monotonic": monotonic} if monotonic is not None else {}
+        self.panel = stack.enter_context(ButtonPanel(
+            pins, self.station.submit, pin_factory=self.factory,
+            dead_time=config["buttons.dead_time_ms"] / 1000,
+            emergency_hold=config["buttons.emergency_hold_s"],
+            recheck_hold=config["buttons.recheck_hold_s"], **extra))
+        if self.factory is not None:
+            stack.callback(self.factory.close)
+        log.info("post %s ready: %d events, %d waiting for sync", config["post.id"],
+                 self.store.count, self.store.pending)
+
+    def mock_pin(self, name: str) -> Any:
+        """The mock pin behind a button or output, for demos, simulations and tests."""
+        if not self.mock:
+            raise RuntimeError("real pins cannot be driven from software")
+        return self.factory.pin(self.config.pins[name])
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Post:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""Every setting of a post, declared once: key, type, default, allowed values, meaning.
+
+`edge.config` validates a TOML file, `POSKO_*` variables and flags against this table;
+the README's configuration section and `posko config --help` are generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PINS = (
+    "masuk_warga",
+    "masuk_pendatang",
+    "keluar_warga",
+    "keluar_pendatang",
+    "batal",
+    "darurat",
+    "led_green",
+    "led_red",
+    "buzzer",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # "section.name"
+    type: type
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None  # regular expression a string must match
+
+    @property
+    def env(self) -> str:
+        return "POSKO_" + self.key.replace(".", "_").upper()
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.min is not None and self.max is not None:
+            return f"{self.type.__name__} from {self.min:g} to {self.max:g}"
+        if self.pattern:
+            return f"text matching {self.pattern}"
+        return self.type.__name__
+
+
+def _pin(name: str, default: int, meaning: str) -> Setting:
+    return Setting(f"pins.{name}", int, default, f"BCM pin of {meaning}", min=2, max=27)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("post.id", str, "posko-01", "Post id, unique in the district; used in topics",
+            pattern=r"^[a-z0-9][a-z0-9-]{0,31}$"),
+    Setting("post.name", str, "Posko Kampung Tangguh", "Post name shown on the screen"),
+    Setting("data.dir", str, "/var/lib/posko", "Data directory (events, photos, sync state)"),
+    Setting("time.zone", str, "Asia/Jakarta", "Time zone of the post, for days and reports"),
+    _pin("masuk_warga", 17, "the Masuk Warga (resident in) button"),
+    _pin("masuk_pendatang", 27, "the Masuk Pendatang (visitor in) button"),
+    _pin("keluar_warga", 22, "the Keluar Warga (resident out) button"),
+    _pin("keluar_pendatang", 23, "the Keluar Pendatang (visitor out) button"),
+    _pin("batal", 24, "the Batal (void last event) button"),
+    _pin("darurat", 25, "the Darurat (emergency, hold) button"),
+    _pin("led_green", 5, "the green LED"),
+    _pin("led_red", 6, "the red LED"),
+    _pin("buzzer", 13, "the buzzer"),
+    Setting("buttons.dead_time_ms", int, 400,
+            "A second press of the same button within this time is the same press",
+            min=50, max=5000),
+    Setting("buttons.void_window_s", int, 120,
+            "Batal voids the last event only if it is younger than this", min=10, max=3600),
+    Setting("buttons.emergency_hold_s", float, 3.0,
+            "Darurat must be held this long before it fires", min=0.05, max=10.0),
+    Setting("buttons.recheck_hold_s", float, 2.0,
+            "Holding an entry button this long takes the re-check reading", min=0.05, max=10.0),
+    Setting("thermometer.driver", str, "simulated", "Which thermometer is attached",
+            choices=("mlx90614", "ds18b20", "simulated", "none")),
+    Setting("thermometer.i2c_bus", int, 1, "I2C bus number of the MLX90614", min=0, max=20),
+    Setting("thermometer.i2c_address", int, 0x5A, "I2C address of the MLX90614",
+            min=0x03, max=0x77),
+    Setting("thermometer.samples", int, 5, "Samples per MLX90614 reading (median is used)",
+            min=1, max=25),
+    Setting("thermometer.w1_device", str, "",
+            "1-wire device directory of the DS18B20; empty finds the first 28-*"),
+    Setting("thermometer.offset_c", float, 0.0, "Calibration offset added to raw readings",
+            min=-5.0, max=5.0),
+    Setting("thermometer.gain", float, 1.0, "Calibration gain applied before the offset",
+            min=0.8, max=1.2),
+    Setting("thermometer.plausible_min_c", float, 30.0,
+            "A calibrated reading below this is a sensor fault", min=20.0, max=36.0),
+    Setting("thermometer.plausible_max_c", float, 43.0,
+            "A calibrated reading above this is a sensor fault", min=38.0, max=50.0),
+    Setting("screening.threshold_c", float, 37.3,
+            "At or above this temperature the person is measured again", min=36.0, max=40.0),
+    Setting("screening.recheck_wait_s", int, 300,
+            "How long a person waits before the second reading", min=0, max=3600),
+    Setting("camera.driver", str, "none", "Camera for a photo per entry (off by default)",
+            choices=("none", "picamera2", "fake")),
+    Setting("web.listen", str, "127.0.0.1:8080", "Address of the guard's page",
+            pattern=r"^.+:\d{1,5}$"),
+    Setting("web.language", str, "id", "Language of the guard's screen", choices=("id", "en")),
+    Setting("mqtt.broker", str, "", "District MQTT broker HOST:PORT; empty disables sync",
+            pattern=r"^$|^.+:\d{1,5}$"),
+)
+
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}

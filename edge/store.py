@@ -1,0 +1,345 @@
+"""The post's event log: TinyDB over day segments, crash-safe, with bounded cost per insert.
+
+Events go to the active segment (today's journal, the only one held in memory); a new
+segment starts when the post's day changes or a segment is full, and closed ones are
+read-only and described in `events/index.json`. The sync state is one durable number,
+the highest seq the district acknowledged (`sync.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge import events as ev
+from edge.errors import StoreError, StoreUnavailable
+from edge.journal import Damage, JournalStorage, SegmentDB, atomic_write, fsync_dir, recover
+from edge.ownership import DataDirLock
+
+log = logging.getLogger(__name__)
+
+INDEX_VERSION = 1
+
+
+@dataclass
+class Segment:
+    """What the index knows of one closed segment, so it need not be read to be found."""
+
+    file: str
+    first: int
+    last: int
+    count: int
+    min_day: str
+    max_day: str
+    size: int
+
+
+def segment_name(first_seq: int, day: str) -> str:
+    return f"{first_seq:012d}_{day}.jsonl"
+
+
+def _describe(path: Path, docs: list[dict[str, Any]], zone: ZoneInfo) -> Segment:
+    first = int(path.name.split("_", 1)[0])
+    days = [ev.local_day(d["time"], zone) for d in docs] or [path.stem.split("_", 1)[1]]
+    return Segment(path.name, first, max((d["seq"] for d in docs), default=first - 1),
+                   len(docs), min(days), max(days), path.stat().st_size)
+
+
+class EventStore:
+    """The single writer of a data directory (or a read-only view of one)."""
+
+    def __init__(self, data_dir: str | Path, post: str, zone: str | ZoneInfo = "Asia/Jakarta",
+                 *, read_only: bool = False, segment_max: int = 10_000,
+                 cached_segments: int = 4) -> None:
+        self.data_dir = Path(data_dir)
+        self.post = post
+        self.zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+        self.read_only = read_only
+        self.segment_max = segment_max
+        self.events_dir = self.data_dir / "events"
+        self.damaged_dir = self.data_dir / "damaged"
+        self.damage: list[Damage] = []
+        self.last_error: str | None = None
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self._cache_size = cached_segments
+        self._active: SegmentDB | None = None
+        self._active_rows: list[tuple[str, dict[str, Any]]] = []
+        self._active_day = ""
+        self._owner: DataDirLock | None = None
+        if not read_only:
+            self.events_dir.mkdir(parents=True, exist_ok=True)
+            self._owner = DataDirLock(self.data_dir).acquire()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------
+
+    def _open(self) -> None:
+        files = sorted(self.events_dir.glob("*.jsonl")) if self.events_dir.exists() else []
+        if not self.read_only:
+            while files and files[-1].stat().st_size == 0:  # a roll cut before its first event
+                files.pop().unlink()
+        index = self._load_index()
+        known = {s["file"]: Segment(**s) for s in index.get("segments", [])}
+        self.closed: list[Segment] = [self._closed_segment(p, known.get(p.name))
+                                      for p in files[:-1]]
+        self._seq_floor = int(index.get("seq_floor", 0))
+        if files:
+            self._active = SegmentDB(files[-1], read_only=self.read_only,
+                                     damaged_dir=self.damaged_dir)
+            self._note_damage(self._active.journal.damage, self._active.journal.max_seq_seen)
+            docs = self._active.journal.read()["events"].values()
+            self._active_rows = [(ev.local_day(d["time"], self.zone), d) for d in docs]
+            self._active_info = _describe(files[-1], [d for _, d in self._active_rows],
+                                          self.zone)
+            self._active_day = files[-1].stem.split("_", 1)[1]
+        self.acked = self._load_watermark()
+        tail = self._active.journal.last_seq if self._active else 0
+        self.last_seq = max(tail, self.closed[-1].last if self.closed else 0,
+                            self._seq_floor, self.acked)
+        if not self.read_only and [asdict(s) for s in self.closed] != index.get("segments"):
+            self._write_index()
+
+    def _closed_segment(self, path: Path, known: Segment | None) -> Segment:
+        if known is not None and known.size == path.stat().st_size:
+            return known
+        if self.read_only:
+            docs = JournalStorage(path, read_only=True).read()["events"].values()
+            return _describe(path, list(docs), self.zone)
+        result, damage = recover(path, self.damaged_dir)
+        self._note_damage(damage, result.max_seq_seen)
+        return _describe(path, result.docs, self.zone)
+
+    def _note_damage(self, damage: Damage | None, max_seq_seen: int) -> None:
+        if damage is not None:
+            self.damage.append(damage)
+            # Never reuse a seq that might have been acknowledged from the damaged bytes.
+            self._seq_floor = max(getattr(self, "_seq_floor", 0), max_seq_seen)
+
+    def _load_index(self) -> dict[str, Any]:
+        path = self.events_dir / "index.json"
+        try:
+            data = json.loads(path.read_bytes())
+            if data.get("version") == INDEX_VERSION:
+                return data
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            pass
+        log.warning("%s is unreadable; rebuilding it from the segments", path)
+        return {}
+
+    def _write_index(self) -> None:
+        data = {"version": INDEX_VERSION, "seq_floor": self._seq_floor,
+                "segments": [asdict(s) for s in self.closed]}
+        atomic_write(self.events_dir / "index.json", json.dumps(data, indent=0).encode())
+
+    def _load_watermark(self) -> int:
+        path = self.data_dir / "sync.json"
+        try:
+            return int(json.loads(path.read_bytes())["acked"])
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, KeyError, TypeError):
+            # Resending is harmless (the district skips what it has); losing events is not.
+            log.error("%s is unreadable; every event will be offered to the district again",
+                      path)
+            return 0
+
+    # -- writing -------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1
+
+    def append(self, kind: ev.Kind, *, moment: datetime, clock: str = "unknown",
+               **fields: Any) -> dict[str, Any]:
+        """Give the next seq to a new event and make it durable; raise StoreUnavailable."""
+        with self._lock:
+            seq = self.last_seq + 1
+            event = ev.make(self.post, seq, moment, kind, clock=clock, **fields)
+            day = ev.local_day(event["time"], self.zone)
+            try:
+                active = self._segment_for(seq, day)
+                active.events.insert(event)
+            except StoreUnavailable as e:
+                self.last_error = str(e)
+                log.error("event %d not stored: %s", seq, e)
+                raise
+            self.last_seq = seq
+            self.last_error = None
+            self._active_rows.append((day, event))
+            info = self._active_info
+            info.last, info.count = seq, info.count + 1
+            info.min_day, info.max_day = min(info.min_day, day), max(info.max_day, day)
+            return event
+
+    def _segment_for(self, seq: int, day: str) -> SegmentDB:
+        active = self._active
+        if active is not None and day == self._active_day and (
+                len(active.journal) < self.segment_max):
+            return active
+        try:
+            path = self.events_dir / segment_name(seq, day)
+            path.touch()
+            fsync_dir(self.events_dir)
+            if active is not None:
+                self._close_active()
+            self._active = SegmentDB(path, damaged_dir=self.damaged_dir)
+            self._active_info = Segment(path.name, seq, seq - 1, 0, day, day, 0)
+            self._active_rows, self._active_day = [], day
+        except OSError as e:
+            raise StoreUnavailable(e.errno, f"cannot start a new segment: {e}") from e
+        return self._active
+
+    def _close_active(self) -> None:
+        assert self._active is not None
+        self._active.close()
+        info, path = self._active_info, self.events_dir / self._active_info.file
+        if len(self._active.journal) == 0:
+            path.unlink()  # started but never used: it would only confuse the index
+        else:
+            info.size = path.stat().st_size
+            self.closed.append(info)
+            self._write_index()
+        self._active = None
+
+    def acknowledge(self, seq: int) -> bool:
+        """Move the synced watermark up to seq (a cumulative ack); False if it was not new."""
+        with self._lock:
+            if seq <= self.acked:
+                return False
+            if seq > self.last_seq:
+                raise StoreError(f"ack {seq} is beyond the last event {self.last_seq}")
+            payload = {"acked": seq, "time": ev.utc_text(datetime.now().astimezone())}
+            atomic_write(self.data_dir / "sync.json", json.dumps(payload).encode())
+            self.acked = seq
+            return True
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return self.last_seq - self.acked
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            active = len(self._active.journal) if self._active else 0
+            return sum(s.count for s in self.closed) + active
+
+    def _docs_of(self, segment: Segment) -> list[tuple[str, dict[str, Any]]]:
+        """(day, event) pairs of a closed segment, from a small cache of parsed segments."""
+        cached = self._cache.get(segment.file)
+        if cached is not None:
+            self._cache.move_to_end(segment.file)
+            return cached
+        storage = JournalStorage(self.events_dir / segment.file, read_only=True)
+        docs = [(ev.local_day(d["time"], self.zone), d)
+                for d in storage.read()["events"].values()]
+        self._cache[segment.file] = docs
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return docs
+
+    def _segments(self) -> list[tuple[Segment, list[tuple[str, dict[str, Any]]] | None]]:
+        """Every segment, oldest first; the active one comes with its documents."""
+        out: list[tuple[Segment, list[tuple[str, dict[str, Any]]] | None]] = [
+            (s, None) for s in self.closed]
+        if self._active is not None:
+            out.append((self._active_info, self._active_rows))
+        return out
+
+    def between(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
+        """Events whose local day lies in [first_day, last_day], in seq order."""
+        return list(self.iter_between(first_day, last_day))
+
+    def iter_between(self, first_day: str, last_day: str) -> Iterator[dict[str, Any]]:
+        """Like `between`, one segment in memory at a time (for exports of a whole year)."""
+        with self._lock:
+            segments = [(s, None if d is None else list(d)) for s, d in self._segments()
+                        if s.max_day >= first_day and s.min_day <= last_day]
+        for segment, docs in segments:
+            if docs is None:
+                with self._lock:
+                    docs = self._docs_of(segment)
+            yield from (doc for day, doc in docs if first_day <= day <= last_day)
+
+    def on_day(self, day: str) -> list[dict[str, Any]]:
+        return self.between(day, day)
+
+    def since(self, seq: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Events with a seq above `seq`, oldest first, at most `limit` of them."""
+        with self._lock:
+            found: list[dict[str, Any]] = []
+            start = max(bisect_right([s.first for s in self.closed], seq + 1) - 1, 0)
+            for segment, docs in self._segments()[start:]:
+                if segment.last <= seq:
+                    continue
+                for _, doc in docs if docs is not None else self._docs_of(segment):
+                    if doc["seq"] > seq:
+                        found.append(doc)
+                        if limit is not None and len(found) >= limit:
+                            return found
+            return found
+
+    def get(self, seq: int) -> dict[str, Any] | None:
+        found = self.since(seq - 1, limit=1)
+        return found[0] if found and found[0]["seq"] == seq else None
+
+    def recent(self, n: int) -> list[dict[str, Any]]:
+        """The last n events, newest first."""
+        with self._lock:
+            found: list[dict[str, Any]] = []
+            for segment, docs in reversed(self._segments()):
+                rows = docs if docs is not None else self._docs_of(segment)
+                found.extend(doc for _, doc in reversed(rows[-(n - len(found)):]))
+                if len(found) >= n:
+                    break
+            return found
+
+    def today(self, now: datetime) -> str:
+        return now.astimezone(self.zone).date().isoformat()
+
+    def health(self) -> dict[str, Any]:
+        damaged = sorted(p.name for p in self.damaged_dir.glob("*")) if (
+            self.damaged_dir.exists()) else []
+        return {
+            "ok": self.last_error is None,
+            "writable": self.last_error is None and not self.read_only,
+            "last_error": self.last_error,
+            "damage_found": [d.describe() for d in self.damage],
+            "damaged_files_kept": damaged,
+            "segments": len(self.closed) + (1 if self._active else 0),
+        }
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._active is not None:
+                self._active.close()
+                self._active = None
+            if self._owner is not None:
+                self._owner.close()
+                self._owner = None
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

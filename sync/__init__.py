@@ -1,0 +1,1 @@
+"""Store-and-forward sync over MQTT; arrives with the sync issue."""

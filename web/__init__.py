@@ -1,0 +1,1 @@
+"""The guard's screen (Flask); arrives with the guard's-screen issue."""
