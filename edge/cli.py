@@ -173,9 +173,16 @@ def cmd_simulate(config: Config, args: argparse.Namespace) -> int:
         raise UsageError("--presses must be at least 1")
     _refuse_production(config, "simulate")
 
+    reader_gone = threading.Event()
+
     def emit(event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
+        if reader_gone.is_set():
+            return
+        try:
+            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `posko simulate --jsonl | head` keeps simulating quietly
+            reader_gone.set()
 
     counts = simulate(config, args.presses, seed=args.seed,
                       on_event=emit if args.jsonl else None)

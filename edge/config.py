@@ -47,7 +47,7 @@ class Config(Mapping[str, Any]):
         problems = validate(values)
         if problems:
             raise ConfigError(problems)
-        return Config(values, self.source)
+        return Config(_coerce(values), self.source)
 
     @property
     def pins(self) -> dict[str, int]:
@@ -79,7 +79,13 @@ def load(
     problems.extend(validate(values))
     if problems:
         raise ConfigError(problems)
-    return Config(values, source)
+    return Config(_coerce(values), source)
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    """Whole numbers given for decimal settings become floats (TOML `37` for 37.0)."""
+    return {k: float(v) if BY_KEY[k].type is float and isinstance(v, int) else v
+            for k, v in values.items()}
 
 
 def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -115,7 +121,7 @@ def _read_env(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
         setting = by_env.get(name)
         if setting is None:
             close = difflib.get_close_matches(name, list(by_env), n=1)
-            hint = f"did you mean {close[0]}?" if close else "see `posko --help-settings`"
+            hint = f"did you mean {close[0]}?" if close else "see `posko settings`"
             problems.append(f"{name}: unknown environment variable; {hint}")
             continue
         try:
@@ -143,7 +149,7 @@ def parse_text(setting: Setting, text: str) -> Any:
 
 def _suggest(key: str) -> str:
     close = difflib.get_close_matches(key, list(BY_KEY), n=1)
-    return f"did you mean {close[0]}?" if close else "see `posko --help-settings`"
+    return f"did you mean {close[0]}?" if close else "see `posko settings`"
 
 
 def validate(values: Mapping[str, Any]) -> list[str]:
@@ -156,6 +162,10 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             problems.append(f"pins.{name}: BCM {pin} is already used by pins.{pins[pin]}")
         elif isinstance(pin, int):
             pins[pin] = name
+    bus_pins = {"mlx90614": {2: "I2C SDA", 3: "I2C SCL"}, "ds18b20": {4: "1-wire"}}
+    for pin, role in bus_pins.get(values.get("thermometer.driver", ""), {}).items():
+        if pin in pins:
+            problems.append(f"pins.{pins[pin]}: BCM {pin} is the thermometer's {role} line")
     return problems
 
 

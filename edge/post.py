@@ -72,6 +72,8 @@ class Post:
         for damage in self.store.damage:
             log.error("store damage found at start-up: %s", damage.describe())
         self.factory, self.mock = pin_factory(mock)
+        if self.factory is not None:
+            stack.callback(self.factory.close)  # pins go last, after every device using them
         if use_config_sensors:
             thermometer = thermometer or open_thermometer(config)
             camera = camera or open_camera(config["camera.driver"])
@@ -94,8 +96,6 @@ class Post:
             dead_time=config["buttons.dead_time_ms"] / 1000,
             emergency_hold=config["buttons.emergency_hold_s"],
             recheck_hold=config["buttons.recheck_hold_s"], **extra))
-        if self.factory is not None:
-            stack.callback(self.factory.close)
         log.info("post %s ready: %d events, %d waiting for sync", config["post.id"],
                  self.store.count, self.store.pending)
 

@@ -52,8 +52,12 @@ def summarize(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     cancelled = voided(events)
     live = [e for e in events if e["seq"] not in cancelled]
     moves = Counter((e["kind"], e.get("who")) for e in live if e["kind"] in (Kind.IN, Kind.OUT))
+    # Each entry counts once, by its first reading; "refused" (a subset of "recheck")
+    # counts second readings at or above the threshold.
     screening = Counter(e["screening"] for e in live
-                        if e["kind"] in (Kind.IN, Kind.RECHECK) and e.get("screening"))
+                        if e["kind"] == Kind.IN and e.get("screening"))
+    screening[Screening.REFUSED.value] = sum(
+        1 for e in live if e["kind"] == Kind.RECHECK and e.get("screening") == Screening.REFUSED)
     return {
         "in": moves[(Kind.IN, "resident")] + moves[(Kind.IN, "visitor")],
         "out": moves[(Kind.OUT, "resident")] + moves[(Kind.OUT, "visitor")],

@@ -151,9 +151,10 @@ def test_mlx90614_unstable_spread_is_a_fault(sensor_on) -> None:
 
 
 def test_mlx90614_spread_at_the_limit_is_accepted(sensor_on) -> None:
-    sensor, _ = sensor_on([BODY, celsius_word(37.51), BODY], samples=3, max_spread=1.0)
+    steps = [celsius_word(c) for c in (36.01, 36.51, 37.01, 37.51, 38.01)]
+    sensor, _ = sensor_on(steps, max_spread=1.0)
     reading = sensor.read()
-    assert reading.celsius == 36.51
+    assert reading.celsius == 37.01
     assert reading.spread == 1.0
 
 
