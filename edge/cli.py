@@ -126,11 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PoskoError as e:
         print(f"posko: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `posko export | head` is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         print(f"posko: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
-    except BrokenPipeError:  # `posko export | head` is fine
-        return 0
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -231,9 +232,10 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
 
 def _status_text(r: dict[str, Any]) -> str:
     t, s = r["today"], r["store"]
+    running = "running" if r["station_running"] else "stopped"
     lines = [
         f"post        {r['post']} ({r['name']})",
-        f"data        {r['data_dir']}  (station {'running' if r['station_running'] else 'stopped'})",
+        f"data        {r['data_dir']}  (station {running})",
         f"events      {r['events']} stored, last seq {r['last_seq']}",
         f"sync        {r['pending']} waiting for the district (acknowledged up to {r['acked']})",
         f"today       {t['date']}: {t['in']} in ({t['in_resident']} residents, "

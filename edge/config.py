@@ -176,6 +176,10 @@ def _check(setting: Setting, value: Any) -> str | None:
         value = float(value)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         return f"{where} is not a {setting.allowed()}"
+    return _check_value(setting, value, where)
+
+
+def _check_value(setting: Setting, value: Any, where: str) -> str | None:
     if setting.min is not None and value < setting.min:
         return f"{where} is below the minimum; allowed: {setting.allowed()}"
     if setting.max is not None and value > setting.max:

@@ -99,6 +99,35 @@ class Post:
         log.info("post %s ready: %d events, %d waiting for sync", config["post.id"],
                  self.store.count, self.store.pending)
 
+    # Settings that need a restart because they re-wire hardware or move the data.
+    RESTART = ("data.dir", "post.id", "time.zone", "thermometer.driver",
+               "thermometer.i2c_bus", "thermometer.i2c_address", "thermometer.samples",
+               "thermometer.w1_device", "web.listen", "mqtt.broker")
+
+    def reconfigure(self, config: Config) -> list[str]:
+        """Apply changed settings at once where possible; returns the keys needing a restart."""
+        changed = [k for k in config if config[k] != self.config[k]]
+        self.config = config
+        self.station.config = config
+        if isinstance(self.thermometer, Calibrated):
+            self.thermometer.offset = config["thermometer.offset_c"]
+            self.thermometer.gain = config["thermometer.gain"]
+            self.thermometer.plausible_min = config["thermometer.plausible_min_c"]
+            self.thermometer.plausible_max = config["thermometer.plausible_max_c"]
+        if "camera.driver" in changed:
+            if self.camera is not None:
+                self.camera.close()
+            self.camera = open_camera(config["camera.driver"])
+            self.station.camera = self.camera
+            if self.camera is not None:
+                self._stack.callback(self.camera.close)
+        panel = self.panel
+        panel.dead_time = config["buttons.dead_time_ms"] / 1000
+        for name, button in panel.buttons.items():
+            key = "buttons.emergency_hold_s" if name == "darurat" else "buttons.recheck_hold_s"
+            button.hold_time = config[key]
+        return [k for k in changed if k in self.RESTART or k.startswith("pins.")]
+
     def mock_pin(self, name: str) -> Any:
         """The mock pin behind a button or output, for demos, simulations and tests."""
         if not self.mock:

@@ -46,10 +46,19 @@ class Signal(Protocol):
 
 
 @dataclass(frozen=True)
+class Record:
+    """A non-button event for the log (visitor details, departure, setting, note)."""
+
+    kind: Kind
+    fields: dict[str, Any]
+    button: str = "record"  # so that outcomes of records look like those of presses
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one press led to: the durable event (or none) and the pattern the guard got."""
 
-    press: Press
+    press: Press | Record
     event: dict[str, Any] | None
     pattern: str
     message: str = ""
@@ -77,7 +86,7 @@ class Station:
         self.feedback = feedback
         self.clock = clock
         self.health = Health()
-        self._queue: queue.Queue[tuple[Press, Future[Outcome]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Press | Record, Future[Outcome]] | None] = queue.Queue()
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._watchers: list[Callable[[Outcome], None]] = []
         self._thread = threading.Thread(target=self._work, name="station", daemon=True)
@@ -95,14 +104,22 @@ class Station:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, press: Press) -> Future[Outcome]:
-        """Queue a press (from a button callback or the screen); never blocks."""
+    def submit(self, press: Press | Record) -> Future[Outcome]:
+        """Queue a press (from a button callback or the screen) or a record; never blocks."""
         done: Future[Outcome] = Future()
         self._queue.put((press, done))
         return done
 
     def press(self, button: str, held: bool = False, timeout: float = 10.0) -> Outcome:
         return self.submit(Press(button, held)).result(timeout)
+
+    def record(self, kind: Kind, **fields: Any) -> Future[Outcome]:
+        """Queue a correction or note (e.g. Kind.VISITOR with ref and data) for the log.
+
+        It goes through the same worker as presses, so the store keeps a single writer;
+        the outcome's pattern is "stored" (no lights are played for records).
+        """
+        return self.submit(Record(kind, fields))
 
     def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Call `listener(event)` in the station thread after each event is durable."""
@@ -141,13 +158,15 @@ class Station:
                 outcome = Outcome(press, None, "store_unavailable", f"internal error: {e}")
             self.health.handled += 1
             self.health.last_outcome = outcome
-            if self.feedback is not None:
+            if self.feedback is not None and isinstance(press, Press):
                 self.feedback.play(outcome.pattern)
             for watcher in list(self._watchers):
                 watcher(outcome)
             done.set_result(outcome)
 
-    def _handle(self, press: Press) -> Outcome:
+    def _handle(self, press: Press | Record) -> Outcome:
+        if isinstance(press, Record):
+            return self._record(press, press.kind, **press.fields)
         name = press.button
         if name in ENTRY:
             return self._recheck(press) if press.held else self._entry(press)
@@ -159,7 +178,7 @@ class Station:
             return self._record(press, Kind.EMERGENCY, pattern="emergency")
         return Outcome(press, None, "denied", f"unknown button {name!r}")
 
-    def _record(self, press: Press, kind: Kind, *, pattern: str = "stored",
+    def _record(self, press: Press | Record, kind: Kind, *, pattern: str = "stored",
                 **fields: Any) -> Outcome:
         try:
             event = self.store.append(kind, moment=self.clock.now(),
@@ -168,6 +187,7 @@ class Station:
             self.health.store_error = str(e)
             return Outcome(press, None, "store_unavailable", str(e))
         self.health.store_error = None
+        log.info("event %d stored: %s", event["seq"], _summary(event))
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -254,6 +274,12 @@ class Station:
 
 def photo_path(data_dir: Path, seq: int) -> Path:
     return data_dir / "photos" / f"{seq // 1000:06d}" / f"{seq}.jpg"
+
+
+def _summary(event: dict[str, Any]) -> str:
+    parts = [event["kind"], event.get("who"), event.get("temp_c"), event.get("screening"),
+             event.get("fault"), event.get("ref") and f"ref {event['ref']}"]
+    return " ".join(str(p) for p in parts if p)
 
 
 def _temps(reading: Reading | None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class ButtonPanel:
     def __init__(
         self,
         pins: Mapping[str, int],
-        on_press: Callable[[Press], None],
+        on_press: Callable[[Press], object],
         *,
         dead_time: float = 0.4,
         emergency_hold: float = 3.0,

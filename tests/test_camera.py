@@ -194,7 +194,7 @@ def test_camera_failed_capture_leaves_no_file(
 
 
 def test_camera_unknown_suffix_is_refused(picamera2, cameras, tmp_path: Path) -> None:
-    with pytest.raises(CameraError, match=".gif"):
+    with pytest.raises(CameraError, match=r"\.gif"):
         cameras().capture(tmp_path / "a.gif")
     assert picamera2.instances == []
 

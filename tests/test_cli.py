@@ -103,7 +103,7 @@ def test_cli_export_csv_has_a_header_and_a_row_per_event(
 
 
 def test_cli_export_by_date_filters_by_local_day(simulated: tuple[Path, list[dict]]) -> None:
-    data, events = simulated
+    data, _ = simulated
     rows = posko("export", "--format", "csv", data=data).stdout
     days = {row["local_time"][:10] for row in csv.DictReader(io.StringIO(rows))}
     day = sorted(days)[-1]

@@ -93,7 +93,7 @@ def test_config_unknown_environment_variable_is_a_problem() -> None:
 
 
 def test_config_bad_environment_value_is_a_problem() -> None:
-    with pytest.raises(ConfigError, match="camera.driver: .webcam. is not allowed"):
+    with pytest.raises(ConfigError, match=r"camera\.driver: 'webcam' is not allowed"):
         load(None, env={"POSKO_CAMERA_DRIVER": "webcam"})
 
 
@@ -118,8 +118,8 @@ def test_config_cli_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.dictionaries(
     st.sampled_from([s.key for s in SETTINGS] + ["post.x", "pins.masuk"]),
-    st.one_of(st.integers(-100, 100), st.floats(allow_nan=False), st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12),
-              st.booleans()),
+    st.one_of(st.integers(-100, 100), st.floats(allow_nan=False), st.booleans(),
+              st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12)),
     max_size=6))
 def test_config_any_file_is_valid_or_a_list_of_problems(values: dict[str, object]) -> None:
     import tomllib

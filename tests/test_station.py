@@ -208,3 +208,28 @@ def test_station_entry_buttons_name_who_entered(guard: Callable[..., Guard],
     g = guard([36.6])
     outcome = g.press(button)
     assert outcome.event["who"] == ("resident" if button == "masuk_warga" else "visitor")
+
+
+def test_station_records_a_correction_through_the_same_writer(
+        guard: Callable[..., Guard]) -> None:
+    from edge.events import Kind
+
+    g = guard([36.6])
+    entry = g.press("masuk_pendatang").event
+    details = {"name": "Budi", "origin": "Bandung"}
+    outcome = g.post.station.record(Kind.VISITOR, ref=entry["seq"], who="visitor",
+                                    data=details).result(5)
+    assert outcome.event["seq"] == entry["seq"] + 1
+    assert g.post.store.get(outcome.event["seq"])["data"] == details
+    assert g.post.feedback.played == ["stored"]  # a record plays no lights
+
+
+def test_station_settings_take_effect_without_a_restart(guard: Callable[..., Guard]) -> None:
+    g = guard([37.5, 37.5])
+    first = g.press("masuk_warga")
+    assert first.event["screening"] == "recheck"
+    restart = g.post.reconfigure(g.post.config.replace(screening__threshold_c=37.8,
+                                                      thermometer__offset_c=0.0))
+    assert restart == []
+    second = g.press("masuk_warga")
+    assert second.event["screening"] == "normal"

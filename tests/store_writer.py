@@ -1,0 +1,44 @@
+"""The crash test's writer: appends events until it is killed.
+
+    python tests/store_writer.py DATA_DIR [SEED]
+
+Prints "opening" before it opens the store, then each event as one JSON line, only after
+`append` returned (the event is durable): what it printed is what it acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from datetime import UTC, datetime, timedelta
+
+from edge.events import Kind, Who, parse_time
+from edge.store import EventStore
+
+POST = "crash"
+SEGMENT_MAX = 50  # small, so segments fill up (and roll) under the kill too
+START = datetime(2026, 1, 1, 1, tzinfo=UTC)
+MAX_HOURS_BETWEEN = 3.0  # the post's day changes every few events
+
+
+def main(data_dir: str, seed: int) -> None:
+    rng = random.Random(seed)
+    print("opening", flush=True)
+    with EventStore(data_dir, POST, "Asia/Jakarta", segment_max=SEGMENT_MAX) as store:
+        last = store.recent(1)
+        moment = parse_time(last[0]["time"]) if last else START
+        while True:
+            moment += timedelta(hours=rng.uniform(0, MAX_HOURS_BETWEEN))
+            event = store.append(
+                Kind.IN,
+                moment=moment,
+                who=rng.choice(list(Who)),
+                temp_c=round(rng.uniform(35.5, 38.5), 1),
+                data={"n": rng.randrange(10**9)},
+            )
+            print(json.dumps(event), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
