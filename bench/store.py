@@ -343,6 +343,14 @@ def phase_large(
         lat, _ = timed_appends(store, rng, samples)
         io1 = write_bytes()
         rss_mb = status_kib("VmRSS") / 1024
+        # The first press after midnight: closes today's segment and rewrites the index.
+        zone = ZoneInfo(ZONE_NAME)
+        tomorrow = datetime.now(zone).date() + timedelta(days=1)
+        moment = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 0, 0, 1, tzinfo=zone)
+        kind, fields = press(rng)
+        t0 = time.perf_counter()
+        store.append(kind, moment=moment, clock="synced", **fields)
+        roll_ms = (time.perf_counter() - t0) * 1000
         # A light check that the generated history reads back as the store describes it.
         checked = []
         for segment in (store.closed[0], store.closed[len(store.closed) // 2]):
@@ -355,6 +363,7 @@ def phase_large(
         "gen": gen,
         "generate_seconds": generate_seconds,
         "open_seconds": open_seconds,
+        "roll_ms": roll_ms,
         "index_rewritten": rewritten,
         "count_ok": count_ok and all(checked),
         "rss_mb": rss_mb,
@@ -492,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
             f" p99 {l99:.2f} ms over {len(large['lat']):,} appends (after {WARMUP} untimed)"
         )
         print(
+            f"first append after midnight (closes the day, rewrites index.json of "
+            f"{gen['days'] - 1} segments): {large['roll_ms']:.2f} ms"
+        )
+        print(
             f"bytes written per event: {large['bytes_per_event']:.0f} "
             f"(/proc/self/io write_bytes; data pages only, the ext4 journal is written by "
             f"jbd2 and not counted); RSS {large['rss_mb']:.1f} MiB",
@@ -566,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             "generate_seconds": round(large["generate_seconds"], 2),
             "open_seconds": round(large["open_seconds"], 4),
             "index_rewritten_on_open": large["index_rewritten"],
+            "day_roll_append_ms": round(large["roll_ms"], 3),
             "history_ok": large["count_ok"],
             "small_history_events": HISTORY,
             "small_samples": len(small["lat"]),

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import date
 from typing import Any
 
@@ -92,7 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
         "settings", help="list every setting with its default, range and meaning",
         description="List every configuration setting: its TOML key, default, allowed "
                     "values, meaning and POSKO_* environment variable.")
+    _add_web_commands(commands)
+    _add_sync_commands(commands)
     return parser
+
+
+def _add_web_commands(commands: Any) -> None:
+    """Subcommands of the guard's screen (web/), registered in COMMANDS."""
+
+
+def _add_sync_commands(commands: Any) -> None:
+    """Subcommands of sync and the district receiver (sync/), registered in COMMANDS."""
 
 
 def _day(text: str) -> str:
@@ -156,15 +167,28 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with Post(config, mock=args.mock or args.demo) as post:
+    with Post(config, mock=args.mock or args.demo) as post, ExitStack() as services:
+        page = _start_web(post, config, services)
+        _start_sync(post, config, services)
         print(f"posko: post {config['post.id']} is running; data in {post.data_dir}; "
               "stop with Ctrl-C", file=sys.stderr, flush=True)
+        if page:
+            print(f"posko: the guard's page is at {page}", file=sys.stderr, flush=True)
         if args.demo:
             threading.Thread(target=run_demo, args=(post, stop), name="demo",
                              daemon=True).start()
         stop.wait()
         log.info("stopping")
     return 0
+
+
+def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
+    """Serve the guard's page for this post; returns its address (web/ issue)."""
+    return None
+
+
+def _start_sync(post: Any, config: Config, services: ExitStack) -> None:
+    """Start the sync worker thread for this post (sync/ issue)."""
 
 
 def cmd_simulate(config: Config, args: argparse.Namespace) -> int:

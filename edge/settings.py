@@ -98,9 +98,11 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a person waits before the second reading", min=0, max=3600),
     Setting("camera.driver", str, "none", "Camera for a photo per entry (off by default)",
             choices=("none", "picamera2", "fake")),
+    # -- the guard's screen (web/) --
     Setting("web.listen", str, "127.0.0.1:8080", "Address of the guard's page",
             pattern=r"^.+:\d{1,5}$"),
     Setting("web.language", str, "id", "Language of the guard's screen", choices=("id", "en")),
+    # -- sync to the district (sync/) --
     Setting("mqtt.broker", str, "", "District MQTT broker HOST:PORT; empty disables sync",
             pattern=r"^$|^.+:\d{1,5}$"),
 )
