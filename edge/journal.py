@@ -133,6 +133,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _unused(path: Path) -> Path:
+    """path, or path.1, path.2, ...: kept bytes are never overwritten."""
+    n = 0
+    while (candidate := path.with_name(f"{path.name}.{n}" if n else path.name)).exists():
+        n += 1
+    return candidate
+
+
 def recover(path: Path, damaged_dir: Path) -> tuple[Scan, Damage | None]:
     """Read a journal for writing: trim a torn tail, set a corrupt file aside and salvage it."""
     data = path.read_bytes()
@@ -142,15 +150,16 @@ def recover(path: Path, damaged_dir: Path) -> tuple[Scan, Damage | None]:
     damaged_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     if not result.corrupt:
-        kept = damaged_dir / f"{path.name}.tail-{stamp}"
+        kept = _unused(damaged_dir / f"{path.name}.tail-{stamp}")
         atomic_write(kept, data[result.good_end :])
         with path.open("r+b") as f:
             f.truncate(result.good_end)
             os.fsync(f.fileno())
         log.warning("%s: cut %d bytes of a torn final record", path.name, result.tail_bytes)
         return result, Damage(path.name, "torn_tail", str(kept), 1)
-    kept = damaged_dir / f"{path.name}.corrupt-{stamp}"
-    os.replace(path, kept)
+    kept = _unused(damaged_dir / f"{path.name}.corrupt-{stamp}")
+    # Keep the original first, then swap in the salvage: a cut at any point leaves both.
+    atomic_write(kept, data)
     atomic_write(path, b"".join(encode(doc) for doc in result.docs))
     lost = result.bad_lines + (1 if result.tail_bytes else 0)
     log.error("%s was corrupt: moved to %s, %d valid records kept, %d damaged lines",

@@ -102,6 +102,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.listen", str, "127.0.0.1:8080", "Address of the guard's page",
             pattern=r"^.+:\d{1,5}$"),
     Setting("web.language", str, "id", "Language of the guard's screen", choices=("id", "en")),
+    Setting("web.lan_access", bool, False,
+            "Serve the page to phones on the post's Wi-Fi; otherwise loopback only"),
+    Setting("web.sse_max_streams", int, 8,
+            "Live-view streams open at once; further screens poll instead", min=1, max=64),
     # -- sync to the district (sync/) --
     Setting("mqtt.broker", str, "", "District MQTT broker HOST:PORT; empty disables sync",
             pattern=r"^$|^.+:\d{1,5}$"),

@@ -94,9 +94,9 @@ class EventStore:
                 files.pop().unlink()
         index = self._load_index()
         known = {s["file"]: Segment(**s) for s in index.get("segments", [])}
+        self._seq_floor = int(index.get("seq_floor", 0))
         self.closed: list[Segment] = [self._closed_segment(p, known.get(p.name))
                                       for p in files[:-1]]
-        self._seq_floor = int(index.get("seq_floor", 0))
         if files:
             self._active = SegmentDB(files[-1], read_only=self.read_only,
                                      damaged_dir=self.damaged_dir)
@@ -110,7 +110,8 @@ class EventStore:
         tail = self._active.journal.last_seq if self._active else 0
         self.last_seq = max(tail, self.closed[-1].last if self.closed else 0,
                             self._seq_floor, self.acked)
-        if not self.read_only and [asdict(s) for s in self.closed] != index.get("segments"):
+        if not self.read_only and ([asdict(s) for s in self.closed] != index.get("segments")
+                                   or self._seq_floor != index.get("seq_floor", 0)):
             self._write_index()
 
     def _closed_segment(self, path: Path, known: Segment | None) -> Segment:
@@ -120,20 +121,24 @@ class EventStore:
             docs = JournalStorage(path, read_only=True).read()["events"].values()
             return _describe(path, list(docs), self.zone)
         result, damage = recover(path, self.damaged_dir)
-        self._note_damage(damage, result.max_seq_seen)
+        if damage is None and known is not None and len(result.docs) < known.count:
+            # Cut short at a line boundary: nothing to keep, but the loss must be seen.
+            damage = Damage(path.name, "corrupt", "nothing (the file was cut short)",
+                            known.count - len(result.docs))
+        self._note_damage(damage, max(result.max_seq_seen, known.last if known else 0))
         return _describe(path, result.docs, self.zone)
 
     def _note_damage(self, damage: Damage | None, max_seq_seen: int) -> None:
         if damage is not None:
             self.damage.append(damage)
             # Never reuse a seq that might have been acknowledged from the damaged bytes.
-            self._seq_floor = max(getattr(self, "_seq_floor", 0), max_seq_seen)
+            self._seq_floor = max(self._seq_floor, max_seq_seen)
 
     def _load_index(self) -> dict[str, Any]:
         path = self.events_dir / "index.json"
         try:
             data = json.loads(path.read_bytes())
-            if data.get("version") == INDEX_VERSION:
+            if isinstance(data, dict) and data.get("version") == INDEX_VERSION:
                 return data
         except FileNotFoundError:
             return {}
@@ -168,6 +173,8 @@ class EventStore:
     def append(self, kind: ev.Kind, *, moment: datetime, clock: str = "unknown",
                **fields: Any) -> dict[str, Any]:
         """Give the next seq to a new event and make it durable; raise StoreUnavailable."""
+        if self.read_only:
+            raise StoreError(f"{self.data_dir} is open read-only")
         with self._lock:
             seq = self.last_seq + 1
             event = ev.make(self.post, seq, moment, kind, clock=clock, **fields)
@@ -214,18 +221,27 @@ class EventStore:
         else:
             info.size = path.stat().st_size
             self.closed.append(info)
-            self._write_index()
+            try:
+                self._write_index()
+            except OSError:
+                self.closed.pop()  # the roll failed: the segment stays the active one
+                raise
         self._active = None
 
     def acknowledge(self, seq: int) -> bool:
         """Move the synced watermark up to seq (a cumulative ack); False if it was not new."""
+        if self.read_only:
+            raise StoreError(f"{self.data_dir} is open read-only")
         with self._lock:
             if seq <= self.acked:
                 return False
             if seq > self.last_seq:
                 raise StoreError(f"ack {seq} is beyond the last event {self.last_seq}")
             payload = {"acked": seq, "time": ev.utc_text(datetime.now().astimezone())}
-            atomic_write(self.data_dir / "sync.json", json.dumps(payload).encode())
+            try:
+                atomic_write(self.data_dir / "sync.json", json.dumps(payload).encode())
+            except OSError as e:
+                raise StoreUnavailable(e.errno, f"cannot save the sync watermark: {e}") from e
             self.acked = seq
             return True
 
@@ -302,6 +318,8 @@ class EventStore:
 
     def recent(self, n: int) -> list[dict[str, Any]]:
         """The last n events, newest first."""
+        if n <= 0:
+            return []
         with self._lock:
             found: list[dict[str, Any]] = []
             for segment, docs in reversed(self._segments()):
