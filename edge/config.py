@@ -84,8 +84,10 @@ def load(
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Whole numbers given for decimal settings become floats (TOML `37` for 37.0)."""
-    return {k: float(v) if BY_KEY[k].type is float and isinstance(v, int) else v
-            for k, v in values.items()}
+    return {
+        k: float(v) if BY_KEY[k].type is float and isinstance(v, int) else v
+        for k, v in values.items()
+    }
 
 
 def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:

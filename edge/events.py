@@ -38,8 +38,19 @@ class Screening(StrEnum):
 
 # Field order of an event on disk and in exports.
 FIELDS = (
-    "post", "seq", "time", "clock", "kind", "who", "temp_c", "temp_raw_c",
-    "screening", "fault", "ref", "photo", "data",
+    "post",
+    "seq",
+    "time",
+    "clock",
+    "kind",
+    "who",
+    "temp_c",
+    "temp_raw_c",
+    "screening",
+    "fault",
+    "ref",
+    "photo",
+    "data",
 )
 
 

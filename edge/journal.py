@@ -162,16 +162,22 @@ def recover(path: Path, damaged_dir: Path) -> tuple[Scan, Damage | None]:
     atomic_write(kept, data)
     atomic_write(path, b"".join(encode(doc) for doc in result.docs))
     lost = result.bad_lines + (1 if result.tail_bytes else 0)
-    log.error("%s was corrupt: moved to %s, %d valid records kept, %d damaged lines",
-              path.name, kept, len(result.docs), lost)
+    log.error(
+        "%s was corrupt: moved to %s, %d valid records kept, %d damaged lines",
+        path.name,
+        kept,
+        len(result.docs),
+        lost,
+    )
     return result, Damage(path.name, "corrupt", str(kept), lost)
 
 
 class JournalStorage(Storage):
     """TinyDB storage over one journal file: documents keyed by their seq."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False,
-                 damaged_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, damaged_dir: Path | None = None
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.damage: Damage | None = None
@@ -240,7 +246,7 @@ class EventTable(Table):
     """A TinyDB table that only appends: insert writes one line, edits are refused."""
 
     def insert(self, document: Mapping[str, Any]) -> int:
-        doc = dict(document)
+        doc = document if isinstance(document, dict) else dict(document)
         storage = self._storage
         if not isinstance(storage, JournalStorage):
             raise TypeError("EventTable needs a JournalStorage")

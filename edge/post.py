@@ -33,8 +33,11 @@ def open_thermometer(config: Config) -> Thermometer | None:
     if driver == "mlx90614":
         from sensors.mlx90614 import MLX90614
 
-        raw = MLX90614(config["thermometer.i2c_bus"], config["thermometer.i2c_address"],
-                       samples=config["thermometer.samples"])
+        raw = MLX90614(
+            config["thermometer.i2c_bus"],
+            config["thermometer.i2c_address"],
+            samples=config["thermometer.samples"],
+        )
     elif driver == "ds18b20":
         from sensors.ds18b20 import DS18B20
 
@@ -43,18 +46,29 @@ def open_thermometer(config: Config) -> Thermometer | None:
         from sensors.simulated import SimulatedThermometer
 
         raw = SimulatedThermometer()
-    return Calibrated(raw, offset=config["thermometer.offset_c"],
-                      gain=config["thermometer.gain"],
-                      plausible_min=config["thermometer.plausible_min_c"],
-                      plausible_max=config["thermometer.plausible_max_c"])
+    return Calibrated(
+        raw,
+        offset=config["thermometer.offset_c"],
+        gain=config["thermometer.gain"],
+        plausible_min=config["thermometer.plausible_min_c"],
+        plausible_max=config["thermometer.plausible_max_c"],
+    )
 
 
 class Post:
     """Everything `posko run` owns for one data directory."""
 
-    def __init__(self, config: Config, *, mock: bool = False, clock: Clock | None = None,
-                 thermometer: Thermometer | None = None, camera: Camera | None = None,
-                 use_config_sensors: bool = True, monotonic: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        mock: bool = False,
+        clock: Clock | None = None,
+        thermometer: Thermometer | None = None,
+        camera: Camera | None = None,
+        use_config_sensors: bool = True,
+        monotonic: Any = None,
+    ) -> None:
         self.config = config
         self._stack = ExitStack()
         try:
@@ -63,12 +77,20 @@ class Post:
             self._stack.close()
             raise
 
-    def _open(self, mock: bool, clock: Clock | None, thermometer: Thermometer | None,
-              camera: Camera | None, use_config_sensors: bool, monotonic: Any) -> None:
+    def _open(
+        self,
+        mock: bool,
+        clock: Clock | None,
+        thermometer: Thermometer | None,
+        camera: Camera | None,
+        use_config_sensors: bool,
+        monotonic: Any,
+    ) -> None:
         config, stack = self.config, self._stack
         self.data_dir = Path(config["data.dir"])
         self.store = stack.enter_context(
-            EventStore(self.data_dir, config["post.id"], config["time.zone"]))
+            EventStore(self.data_dir, config["post.id"], config["time.zone"])
+        )
         for damage in self.store.damage:
             log.error("store damage found at start-up: %s", damage.describe())
         self.factory, self.mock = pin_factory(mock)
@@ -83,26 +105,52 @@ class Post:
             if device is not None:
                 stack.callback(device.close)
         pins = config.pins
-        self.feedback = stack.enter_context(Feedback(
-            pins["led_green"], pins["led_red"], pins["buzzer"], pin_factory=self.factory))
+        self.feedback = stack.enter_context(
+            Feedback(pins["led_green"], pins["led_red"], pins["buzzer"], pin_factory=self.factory)
+        )
         self.clock = clock or SystemClock()
-        self.station = Station(config, self.store, thermometer=thermometer, clock=self.clock,
-                               camera=camera, feedback=self.feedback)
+        self.station = Station(
+            config,
+            self.store,
+            thermometer=thermometer,
+            clock=self.clock,
+            camera=camera,
+            feedback=self.feedback,
+        )
         stack.callback(self.station.close)  # closed before the devices above it
         self.station.start()
         extra = {"monotonic": monotonic} if monotonic is not None else {}
-        self.panel = stack.enter_context(ButtonPanel(
-            pins, self.station.submit, pin_factory=self.factory,
-            dead_time=config["buttons.dead_time_ms"] / 1000,
-            emergency_hold=config["buttons.emergency_hold_s"],
-            recheck_hold=config["buttons.recheck_hold_s"], **extra))
-        log.info("post %s ready: %d events, %d waiting for sync", config["post.id"],
-                 self.store.count, self.store.pending)
+        self.panel = stack.enter_context(
+            ButtonPanel(
+                pins,
+                self.station.submit,
+                pin_factory=self.factory,
+                dead_time=config["buttons.dead_time_ms"] / 1000,
+                emergency_hold=config["buttons.emergency_hold_s"],
+                recheck_hold=config["buttons.recheck_hold_s"],
+                **extra,
+            )
+        )
+        log.info(
+            "post %s ready: %d events, %d waiting for sync",
+            config["post.id"],
+            self.store.count,
+            self.store.pending,
+        )
 
     # Settings that need a restart because they re-wire hardware or move the data.
-    RESTART = ("data.dir", "post.id", "time.zone", "thermometer.driver",
-               "thermometer.i2c_bus", "thermometer.i2c_address", "thermometer.samples",
-               "thermometer.w1_device", "web.listen", "mqtt.broker")
+    RESTART = (
+        "data.dir",
+        "post.id",
+        "time.zone",
+        "thermometer.driver",
+        "thermometer.i2c_bus",
+        "thermometer.i2c_address",
+        "thermometer.samples",
+        "thermometer.w1_device",
+        "web.listen",
+        "mqtt.broker",
+    )
 
     def reconfigure(self, config: Config) -> list[str]:
         """Apply changed settings at once where possible; returns the keys needing a restart."""

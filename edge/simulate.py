@@ -23,8 +23,14 @@ from sensors.simulated import SimulatedThermometer
 log = logging.getLogger(__name__)
 
 # How often each button is pressed at a typical post (re-checks are added when due).
-MIX = {"masuk_warga": 36, "keluar_warga": 33, "masuk_pendatang": 14,
-       "keluar_pendatang": 12, "batal": 3, "darurat": 0.4}
+MIX = {
+    "masuk_warga": 36,
+    "keluar_warga": 33,
+    "masuk_pendatang": 14,
+    "keluar_pendatang": 12,
+    "batal": 3,
+    "darurat": 0.4,
+}
 MEAN_GAP_S = 45.0  # mean time between two people at the post
 PRESS_TIMEOUT_S = 10.0
 
@@ -70,20 +76,35 @@ class Driver:
 
 def simulation_config(config: Config) -> Config:
     """Short holds and dead time so that a simulated guard is fast (the rules stay the same)."""
-    return config.replace(buttons__emergency_hold_s=0.05, buttons__recheck_hold_s=0.05,
-                          thermometer__driver="simulated", camera__driver="none")
+    return config.replace(
+        buttons__emergency_hold_s=0.05,
+        buttons__recheck_hold_s=0.05,
+        thermometer__driver="simulated",
+        camera__driver="none",
+    )
 
 
-def simulate(config: Config, presses: int, *, seed: int | None = None,
-             on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, int]:
+def simulate(
+    config: Config,
+    presses: int,
+    *,
+    seed: int | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, int]:
     """Drive `presses` presses through a post on a virtual clock ending about now."""
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(seconds=presses * MEAN_GAP_S)
     clock = VirtualClock(start)
     thermometer = SimulatedThermometer(seed=rng.randrange(2**32))
     counts = {"presses": 0, "events": 0, "no_event": 0}
-    with Post(simulation_config(config), mock=True, clock=clock, thermometer=thermometer,
-              use_config_sensors=False, monotonic=clock.monotonic) as post:
+    with Post(
+        simulation_config(config),
+        mock=True,
+        clock=clock,
+        thermometer=thermometer,
+        use_config_sensors=False,
+        monotonic=clock.monotonic,
+    ) as post:
         if on_event is not None:
             post.station.subscribe(on_event)
         driver = Driver(post, rng)

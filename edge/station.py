@@ -28,11 +28,20 @@ from sensors.thermometer import Reading, Thermometer
 
 log = logging.getLogger(__name__)
 
-WHO = {"masuk_warga": Who.RESIDENT, "masuk_pendatang": Who.VISITOR,
-       "keluar_warga": Who.RESIDENT, "keluar_pendatang": Who.VISITOR}
+WHO = {
+    "masuk_warga": Who.RESIDENT,
+    "masuk_pendatang": Who.VISITOR,
+    "keluar_warga": Who.RESIDENT,
+    "keluar_pendatang": Who.VISITOR,
+}
 VOIDABLE = {Kind.IN, Kind.OUT, Kind.RECHECK, Kind.EMERGENCY}
-PATTERN = {Screening.NORMAL: "stored", Screening.RECHECK: "recheck",
-           Screening.REFUSED: "refused", Screening.FAULT: "fault", None: "stored"}
+PATTERN = {
+    Screening.NORMAL: "stored",
+    Screening.RECHECK: "recheck",
+    Screening.REFUSED: "refused",
+    Screening.FAULT: "fault",
+    None: "stored",
+}
 
 
 class Clock(Protocol):
@@ -76,9 +85,16 @@ class Health:
 class Station:
     """Owns the press path. Call `start()`, then `submit()` presses; `close()` drains it."""
 
-    def __init__(self, config: Config, store: EventStore, *, thermometer: Thermometer | None,
-                 clock: Clock, camera: Camera | None = None,
-                 feedback: Signal | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: EventStore,
+        *,
+        thermometer: Thermometer | None,
+        clock: Clock,
+        camera: Camera | None = None,
+        feedback: Signal | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.thermometer = thermometer
@@ -178,11 +194,13 @@ class Station:
             return self._record(press, Kind.EMERGENCY, pattern="emergency")
         return Outcome(press, None, "denied", f"unknown button {name!r}")
 
-    def _record(self, press: Press | Record, kind: Kind, *, pattern: str = "stored",
-                **fields: Any) -> Outcome:
+    def _record(
+        self, press: Press | Record, kind: Kind, *, pattern: str = "stored", **fields: Any
+    ) -> Outcome:
         try:
-            event = self.store.append(kind, moment=self.clock.now(),
-                                      clock=self.clock.state(), **fields)
+            event = self.store.append(
+                kind, moment=self.clock.now(), clock=self.clock.state(), **fields
+            )
         except StoreUnavailable as e:
             self.health.store_error = str(e)
             return Outcome(press, None, "store_unavailable", str(e))
@@ -198,11 +216,21 @@ class Station:
     def _entry(self, press: Press) -> Outcome:
         who = WHO[press.button]
         reading = self._read()
-        verdict = None if reading is None else decide(
-            reading, second=False, threshold_c=self.config["screening.threshold_c"])
+        verdict = (
+            None
+            if reading is None
+            else decide(reading, second=False, threshold_c=self.config["screening.threshold_c"])
+        )
         photo = self._photo()
-        outcome = self._record(press, Kind.IN, pattern=PATTERN[verdict], who=who,
-                               screening=verdict, photo=photo, **_temps(reading))
+        outcome = self._record(
+            press,
+            Kind.IN,
+            pattern=PATTERN[verdict],
+            who=who,
+            screening=verdict,
+            photo=photo,
+            **_temps(reading),
+        )
         if outcome.event and verdict == Screening.RECHECK:
             self._refresh_pending()
         return outcome
@@ -217,12 +245,20 @@ class Station:
         due = [p for p in waiting if p.due(wait) <= now]
         if not due:
             left = (waiting[0].due(wait) - now).total_seconds()
-            return Outcome(press, None, "denied",
-                           f"re-check of #{waiting[0].seq} is due in {left:.0f} s")
+            return Outcome(
+                press, None, "denied", f"re-check of #{waiting[0].seq} is due in {left:.0f} s"
+            )
         reading = self._read() or Reading.failed("no_thermometer")
         verdict = decide(reading, second=True, threshold_c=self.config["screening.threshold_c"])
-        outcome = self._record(press, Kind.RECHECK, pattern=PATTERN[verdict], who=who,
-                               ref=due[0].seq, screening=verdict, **_temps(reading))
+        outcome = self._record(
+            press,
+            Kind.RECHECK,
+            pattern=PATTERN[verdict],
+            who=who,
+            ref=due[0].seq,
+            screening=verdict,
+            **_temps(reading),
+        )
         self._refresh_pending()
         return outcome
 
@@ -236,8 +272,9 @@ class Station:
                 continue
             if now - parse_time(event["time"]) > window:
                 break
-            outcome = self._record(press, Kind.VOID, pattern="voided", ref=event["seq"],
-                                   who=event.get("who"))
+            outcome = self._record(
+                press, Kind.VOID, pattern="voided", ref=event["seq"], who=event.get("who")
+            )
             self._refresh_pending()
             return outcome
         return Outcome(press, None, "denied", "nothing recent enough to void")
@@ -277,8 +314,14 @@ def photo_path(data_dir: Path, seq: int) -> Path:
 
 
 def _summary(event: dict[str, Any]) -> str:
-    parts = [event["kind"], event.get("who"), event.get("temp_c"), event.get("screening"),
-             event.get("fault"), event.get("ref") and f"ref {event['ref']}"]
+    parts = [
+        event["kind"],
+        event.get("who"),
+        event.get("temp_c"),
+        event.get("screening"),
+        event.get("fault"),
+        event.get("ref") and f"ref {event['ref']}",
+    ]
     return " ".join(str(p) for p in parts if p)
 
 

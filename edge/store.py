@@ -50,16 +50,30 @@ def segment_name(first_seq: int, day: str) -> str:
 def _describe(path: Path, docs: list[dict[str, Any]], zone: ZoneInfo) -> Segment:
     first = int(path.name.split("_", 1)[0])
     days = [ev.local_day(d["time"], zone) for d in docs] or [path.stem.split("_", 1)[1]]
-    return Segment(path.name, first, max((d["seq"] for d in docs), default=first - 1),
-                   len(docs), min(days), max(days), path.stat().st_size)
+    return Segment(
+        path.name,
+        first,
+        max((d["seq"] for d in docs), default=first - 1),
+        len(docs),
+        min(days),
+        max(days),
+        path.stat().st_size,
+    )
 
 
 class EventStore:
     """The single writer of a data directory (or a read-only view of one)."""
 
-    def __init__(self, data_dir: str | Path, post: str, zone: str | ZoneInfo = "Asia/Jakarta",
-                 *, read_only: bool = False, segment_max: int = 10_000,
-                 cached_segments: int = 4) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        post: str,
+        zone: str | ZoneInfo = "Asia/Jakarta",
+        *,
+        read_only: bool = False,
+        segment_max: int = 10_000,
+        cached_segments: int = 4,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.post = post
         self.zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
@@ -95,23 +109,27 @@ class EventStore:
         index = self._load_index()
         known = {s["file"]: Segment(**s) for s in index.get("segments", [])}
         self._seq_floor = int(index.get("seq_floor", 0))
-        self.closed: list[Segment] = [self._closed_segment(p, known.get(p.name))
-                                      for p in files[:-1]]
+        self.closed: list[Segment] = [
+            self._closed_segment(p, known.get(p.name)) for p in files[:-1]
+        ]
         if files:
-            self._active = SegmentDB(files[-1], read_only=self.read_only,
-                                     damaged_dir=self.damaged_dir)
+            self._active = SegmentDB(
+                files[-1], read_only=self.read_only, damaged_dir=self.damaged_dir
+            )
             self._note_damage(self._active.journal.damage, self._active.journal.max_seq_seen)
             docs = self._active.journal.read()["events"].values()
             self._active_rows = [(ev.local_day(d["time"], self.zone), d) for d in docs]
-            self._active_info = _describe(files[-1], [d for _, d in self._active_rows],
-                                          self.zone)
+            self._active_info = _describe(files[-1], [d for _, d in self._active_rows], self.zone)
             self._active_day = files[-1].stem.split("_", 1)[1]
         self.acked = self._load_watermark()
         tail = self._active.journal.last_seq if self._active else 0
-        self.last_seq = max(tail, self.closed[-1].last if self.closed else 0,
-                            self._seq_floor, self.acked)
-        if not self.read_only and ([asdict(s) for s in self.closed] != index.get("segments")
-                                   or self._seq_floor != index.get("seq_floor", 0)):
+        self.last_seq = max(
+            tail, self.closed[-1].last if self.closed else 0, self._seq_floor, self.acked
+        )
+        if not self.read_only and (
+            [asdict(s) for s in self.closed] != index.get("segments")
+            or self._seq_floor != index.get("seq_floor", 0)
+        ):
             self._write_index()
 
     def _closed_segment(self, path: Path, known: Segment | None) -> Segment:
@@ -123,8 +141,12 @@ class EventStore:
         result, damage = recover(path, self.damaged_dir)
         if damage is None and known is not None and len(result.docs) < known.count:
             # Cut short at a line boundary: nothing to keep, but the loss must be seen.
-            damage = Damage(path.name, "corrupt", "nothing (the file was cut short)",
-                            known.count - len(result.docs))
+            damage = Damage(
+                path.name,
+                "corrupt",
+                "nothing (the file was cut short)",
+                known.count - len(result.docs),
+            )
         self._note_damage(damage, max(result.max_seq_seen, known.last if known else 0))
         return _describe(path, result.docs, self.zone)
 
@@ -148,8 +170,11 @@ class EventStore:
         return {}
 
     def _write_index(self) -> None:
-        data = {"version": INDEX_VERSION, "seq_floor": self._seq_floor,
-                "segments": [asdict(s) for s in self.closed]}
+        data = {
+            "version": INDEX_VERSION,
+            "seq_floor": self._seq_floor,
+            "segments": [asdict(s) for s in self.closed],
+        }
         atomic_write(self.events_dir / "index.json", json.dumps(data, indent=0).encode())
 
     def _load_watermark(self) -> int:
@@ -160,8 +185,7 @@ class EventStore:
             return 0
         except (OSError, ValueError, KeyError, TypeError):
             # Resending is harmless (the district skips what it has); losing events is not.
-            log.error("%s is unreadable; every event will be offered to the district again",
-                      path)
+            log.error("%s is unreadable; every event will be offered to the district again", path)
             return 0
 
     # -- writing -------------------------------------------------------------------
@@ -170,8 +194,9 @@ class EventStore:
     def next_seq(self) -> int:
         return self.last_seq + 1
 
-    def append(self, kind: ev.Kind, *, moment: datetime, clock: str = "unknown",
-               **fields: Any) -> dict[str, Any]:
+    def append(
+        self, kind: ev.Kind, *, moment: datetime, clock: str = "unknown", **fields: Any
+    ) -> dict[str, Any]:
         """Give the next seq to a new event and make it durable; raise StoreUnavailable."""
         if self.read_only:
             raise StoreError(f"{self.data_dir} is open read-only")
@@ -196,8 +221,11 @@ class EventStore:
 
     def _segment_for(self, seq: int, day: str) -> SegmentDB:
         active = self._active
-        if active is not None and day == self._active_day and (
-                len(active.journal) < self.segment_max):
+        if (
+            active is not None
+            and day == self._active_day
+            and (len(active.journal) < self.segment_max)
+        ):
             return active
         try:
             path = self.events_dir / segment_name(seq, day)
@@ -264,8 +292,7 @@ class EventStore:
             self._cache.move_to_end(segment.file)
             return cached
         storage = JournalStorage(self.events_dir / segment.file, read_only=True)
-        docs = [(ev.local_day(d["time"], self.zone), d)
-                for d in storage.read()["events"].values()]
+        docs = [(ev.local_day(d["time"], self.zone), d) for d in storage.read()["events"].values()]
         self._cache[segment.file] = docs
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -274,7 +301,8 @@ class EventStore:
     def _segments(self) -> list[tuple[Segment, list[tuple[str, dict[str, Any]]] | None]]:
         """Every segment, oldest first; the active one comes with its documents."""
         out: list[tuple[Segment, list[tuple[str, dict[str, Any]]] | None]] = [
-            (s, None) for s in self.closed]
+            (s, None) for s in self.closed
+        ]
         if self._active is not None:
             out.append((self._active_info, self._active_rows))
         return out
@@ -286,8 +314,11 @@ class EventStore:
     def iter_between(self, first_day: str, last_day: str) -> Iterator[dict[str, Any]]:
         """Like `between`, one segment in memory at a time (for exports of a whole year)."""
         with self._lock:
-            segments = [(s, None if d is None else list(d)) for s, d in self._segments()
-                        if s.max_day >= first_day and s.min_day <= last_day]
+            segments = [
+                (s, None if d is None else list(d))
+                for s, d in self._segments()
+                if s.max_day >= first_day and s.min_day <= last_day
+            ]
         for segment, docs in segments:
             if docs is None:
                 with self._lock:
@@ -324,7 +355,7 @@ class EventStore:
             found: list[dict[str, Any]] = []
             for segment, docs in reversed(self._segments()):
                 rows = docs if docs is not None else self._docs_of(segment)
-                found.extend(doc for _, doc in reversed(rows[-(n - len(found)):]))
+                found.extend(doc for _, doc in reversed(rows[-(n - len(found)) :]))
                 if len(found) >= n:
                     break
             return found
@@ -333,8 +364,11 @@ class EventStore:
         return now.astimezone(self.zone).date().isoformat()
 
     def health(self) -> dict[str, Any]:
-        damaged = sorted(p.name for p in self.damaged_dir.glob("*")) if (
-            self.damaged_dir.exists()) else []
+        damaged = (
+            sorted(p.name for p in self.damaged_dir.glob("*"))
+            if (self.damaged_dir.exists())
+            else []
+        )
         return {
             "ok": self.last_error is None,
             "writable": self.last_error is None and not self.read_only,
@@ -360,4 +394,3 @@ class EventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

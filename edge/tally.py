@@ -37,13 +37,21 @@ def pending_rechecks(events: Iterable[dict[str, Any]]) -> list[PendingRecheck]:
     """Entries flagged for a re-check that have no valid second reading yet, oldest first."""
     events = list(events)
     cancelled = voided(events)
-    done = {e.get("ref") for e in events
-            if e["kind"] == Kind.RECHECK and e["seq"] not in cancelled
-            and e.get("screening") != Screening.FAULT}
-    return [PendingRecheck(e["seq"], e.get("who", ""), e.get("temp_c"), parse_time(e["time"]))
-            for e in events
-            if e["kind"] == Kind.IN and e.get("screening") == Screening.RECHECK
-            and e["seq"] not in cancelled and e["seq"] not in done]
+    done = {
+        e.get("ref")
+        for e in events
+        if e["kind"] == Kind.RECHECK
+        and e["seq"] not in cancelled
+        and e.get("screening") != Screening.FAULT
+    }
+    return [
+        PendingRecheck(e["seq"], e.get("who", ""), e.get("temp_c"), parse_time(e["time"]))
+        for e in events
+        if e["kind"] == Kind.IN
+        and e.get("screening") == Screening.RECHECK
+        and e["seq"] not in cancelled
+        and e["seq"] not in done
+    ]
 
 
 def summarize(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -54,10 +62,10 @@ def summarize(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     moves = Counter((e["kind"], e.get("who")) for e in live if e["kind"] in (Kind.IN, Kind.OUT))
     # Each entry counts once, by its first reading; "refused" (a subset of "recheck")
     # counts second readings at or above the threshold.
-    screening = Counter(e["screening"] for e in live
-                        if e["kind"] == Kind.IN and e.get("screening"))
+    screening = Counter(e["screening"] for e in live if e["kind"] == Kind.IN and e.get("screening"))
     screening[Screening.REFUSED.value] = sum(
-        1 for e in live if e["kind"] == Kind.RECHECK and e.get("screening") == Screening.REFUSED)
+        1 for e in live if e["kind"] == Kind.RECHECK and e.get("screening") == Screening.REFUSED
+    )
     return {
         "in": moves[(Kind.IN, "resident")] + moves[(Kind.IN, "visitor")],
         "out": moves[(Kind.OUT, "resident")] + moves[(Kind.OUT, "visitor")],

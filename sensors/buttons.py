@@ -59,8 +59,7 @@ class ButtonPanel:
         try:
             for name in BUTTONS:
                 hold = {"darurat": emergency_hold}.get(name, recheck_hold)
-                button = Button(pins[name], pull_up=True, hold_time=hold,
-                                pin_factory=pin_factory)
+                button = Button(pins[name], pull_up=True, hold_time=hold, pin_factory=pin_factory)
                 self.buttons[name] = button
                 self._wire(name, button)
         except BaseException:
@@ -82,8 +81,9 @@ class ButtonPanel:
             last = self._last.get(name)
             if last is not None and now - last < self.dead_time:
                 self._ignoring.add(name)
-                log.debug("%s: ignored a bounce %.0f ms after the last press",
-                          name, (now - last) * 1000)
+                log.debug(
+                    "%s: ignored a bounce %.0f ms after the last press", name, (now - last) * 1000
+                )
                 return
             self._ignoring.discard(name)
             self._last[name] = now

@@ -62,16 +62,12 @@ class PiCamera:
         path = Path(path)
         fmt = _FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise CameraError(
-                f"cannot save a photo as {path.suffix!r}: use .jpg or .png"
-            )
+            raise CameraError(f"cannot save a photo as {path.suffix!r}: use .jpg or .png")
         self.open()
         with self._lock:
             if self._camera is None:
                 raise CameraError("the camera was closed during the capture")
-            _write_atomically(
-                path, lambda out: self._camera.capture_file(out, format=fmt)
-            )
+            _write_atomically(path, lambda out: self._camera.capture_file(out, format=fmt))
 
     def close(self) -> None:
         """Stop the camera and give up ownership; idempotent."""
@@ -141,18 +137,14 @@ def open_camera(driver: str) -> Camera | None:
         return PiCamera()
     if driver == "fake":
         return FakeCamera()
-    raise CameraError(
-        f"unknown camera driver {driver!r}: choose one of {', '.join(DRIVERS)}"
-    )
+    raise CameraError(f"unknown camera driver {driver!r}: choose one of {', '.join(DRIVERS)}")
 
 
 def _claim(camera: PiCamera) -> None:
     global _owner
     with _ownership:
         if _owner is not None and _owner is not camera:
-            raise CameraBusy(
-                "the camera is already open in this process; close it first"
-            )
+            raise CameraBusy("the camera is already open in this process; close it first")
         _owner = camera
 
 
@@ -210,9 +202,7 @@ def _tiny_jpeg() -> bytes:
         [
             b"\xff\xd8",  # SOI
             segment(0xDB, b"\x00" + bytes([1] * 64)),  # quantisation table, all ones
-            segment(
-                0xC0, b"\x08\x00\x01\x00\x01\x01\x01\x11\x00"
-            ),  # 1x1, one component
+            segment(0xC0, b"\x08\x00\x01\x00\x01\x01\x01\x11\x00"),  # 1x1, one component
             segment(0xC4, b"\x00" + one_code),  # DC table
             segment(0xC4, b"\x10" + one_code),  # AC table
             segment(0xDA, b"\x01\x01\x00\x00\x3f\x00"),  # start of scan

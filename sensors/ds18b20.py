@@ -17,9 +17,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_DIR = "/sys/bus/w1/devices"
 POWER_ON_MILLIDEGREES = 85000  # the scratchpad's reset value: no conversion happened
-_CRC_LINE = re.compile(
-    r"^((?:[0-9a-f]{2} ){9}): crc=[0-9a-f]{2} (YES|NO)$", re.IGNORECASE
-)
+_CRC_LINE = re.compile(r"^((?:[0-9a-f]{2} ){9}): crc=[0-9a-f]{2} (YES|NO)$", re.IGNORECASE)
 _TEMP_LINE = re.compile(r"^((?:[0-9a-f]{2} ){9})t=(-?\d+)$", re.IGNORECASE)
 
 
@@ -84,9 +82,7 @@ class DS18B20:
             return self.device
         found = sorted(self.base_dir.glob("28-*"))
         if not found:
-            raise _Fault(
-                "missing", f"no 28-* device under {self.base_dir}: is w1-gpio enabled?"
-            )
+            raise _Fault("missing", f"no 28-* device under {self.base_dir}: is w1-gpio enabled?")
         return found[0]
 
 
@@ -105,7 +101,5 @@ def _parse_w1_slave(text: str) -> float:
         raise _Fault("zero_scratchpad", "all-zero scratchpad: the probe did not answer")
     millidegrees = int(temp.group(2))
     if millidegrees == POWER_ON_MILLIDEGREES:
-        raise _Fault(
-            "power_on_value", "85 °C power-on value: the probe did not convert"
-        )
+        raise _Fault("power_on_value", "85 °C power-on value: the probe did not convert")
     return millidegrees / 1000

@@ -30,31 +30,40 @@ class Pattern:
 
 
 PATTERNS: dict[str, Pattern] = {
-    "stored": Pattern("Event stored (durable)", green=Blink(0.4, 0.1, 1),
-                      buzzer=Blink(0.08, 0.1, 1)),
-    "recheck": Pattern("Ukur ulang: wait and measure again", red=Blink(4.0, 0.1, 1),
-                       buzzer=Blink(0.6, 0.3, 3)),
-    "refused": Pattern("Ditolak: refer to the puskesmas", red=Blink(10.0, 0.1, 1),
-                       buzzer=Blink(1.5, 0.5, 3)),
-    "fault": Pattern("Sensor fault: not measured", red=Blink(0.1, 0.1, 10),
-                     buzzer=Blink(0.08, 0.08, 2)),
-    "store_unavailable": Pattern("Store unavailable: event NOT saved",
-                                 green=Blink(0.2, 0.2, 15), red=Blink(0.2, 0.2, 15),
-                                 buzzer=Blink(0.2, 0.2, 8)),
-    "voided": Pattern("Batal: last event voided", green=Blink(0.15, 0.15, 2),
-                      buzzer=Blink(0.05, 0.1, 2)),
-    "denied": Pattern("Nothing to do (nothing to void, re-check not due)",
-                      red=Blink(0.3, 0.2, 2)),
-    "emergency": Pattern("Darurat recorded", red=Blink(0.25, 0.25, 12),
-                         buzzer=Blink(0.25, 0.25, 12)),
+    "stored": Pattern(
+        "Event stored (durable)", green=Blink(0.4, 0.1, 1), buzzer=Blink(0.08, 0.1, 1)
+    ),
+    "recheck": Pattern(
+        "Ukur ulang: wait and measure again", red=Blink(4.0, 0.1, 1), buzzer=Blink(0.6, 0.3, 3)
+    ),
+    "refused": Pattern(
+        "Ditolak: refer to the puskesmas", red=Blink(10.0, 0.1, 1), buzzer=Blink(1.5, 0.5, 3)
+    ),
+    "fault": Pattern(
+        "Sensor fault: not measured", red=Blink(0.1, 0.1, 10), buzzer=Blink(0.08, 0.08, 2)
+    ),
+    "store_unavailable": Pattern(
+        "Store unavailable: event NOT saved",
+        green=Blink(0.2, 0.2, 15),
+        red=Blink(0.2, 0.2, 15),
+        buzzer=Blink(0.2, 0.2, 8),
+    ),
+    "voided": Pattern(
+        "Batal: last event voided", green=Blink(0.15, 0.15, 2), buzzer=Blink(0.05, 0.1, 2)
+    ),
+    "denied": Pattern("Nothing to do (nothing to void, re-check not due)", red=Blink(0.3, 0.2, 2)),
+    "emergency": Pattern(
+        "Darurat recorded", red=Blink(0.25, 0.25, 12), buzzer=Blink(0.25, 0.25, 12)
+    ),
 }
 
 
 class Feedback:
     """Plays a named pattern on the LEDs and the buzzer, in the background."""
 
-    def __init__(self, green_pin: int, red_pin: int, buzzer_pin: int, *,
-                 pin_factory: Any = None) -> None:
+    def __init__(
+        self, green_pin: int, red_pin: int, buzzer_pin: int, *, pin_factory: Any = None
+    ) -> None:
         from gpiozero import LED, Buzzer
 
         self._lock = threading.Lock()
@@ -71,15 +80,17 @@ class Feedback:
         pattern = PATTERNS[name]
         with self._lock:
             self.played.append(name)
-            for device, blink in ((self.green, pattern.green), (self.red, pattern.red),
-                                  (self.buzzer, pattern.buzzer)):
+            for device, blink in (
+                (self.green, pattern.green),
+                (self.red, pattern.red),
+                (self.buzzer, pattern.buzzer),
+            ):
                 if device is None:
                     continue
                 if blink is None:
                     device.off()
                 else:
-                    device.blink(on_time=blink.on, off_time=blink.off, n=blink.n,
-                                 background=True)
+                    device.blink(on_time=blink.on, off_time=blink.off, n=blink.n, background=True)
 
     def close(self) -> None:
         for name in ("green", "red", "buzzer"):

@@ -35,9 +35,7 @@ EREMOTEIO = 121
 class SMBusLike(Protocol):
     """The part of smbus2's `SMBus` this driver uses."""
 
-    def read_i2c_block_data(
-        self, i2c_addr: int, register: int, length: int
-    ) -> list[int]: ...
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]: ...
 
 
 def crc8(data: bytes) -> int:
@@ -141,9 +139,7 @@ class MLX90614:
         core = sorted(values, key=lambda v: abs(v - median))[: len(samples) // 2 + 1]
         spread = round(max(core) - min(core), 2)
         if spread > self.max_spread:
-            detail = (
-                f"samples spread {spread:.2f} °C > {self.max_spread:.2f} °C: {values}"
-            )
+            detail = f"samples spread {spread:.2f} °C > {self.max_spread:.2f} °C: {values}"
             return Reading(fault="unstable", detail=detail, spread=spread)
         return Reading(celsius=median, raw=median, spread=spread)
 
@@ -173,14 +169,10 @@ class MLX90614:
         write, read = self.address << 1, (self.address << 1) | 1
         expected = crc8(bytes([write, register, read, lsb, msb]))
         if pec != expected:
-            return _Sample(
-                fault="pec_mismatch", detail=f"PEC {pec:#04x} != {expected:#04x}"
-            )
+            return _Sample(fault="pec_mismatch", detail=f"PEC {pec:#04x} != {expected:#04x}")
         raw = msb << 8 | lsb
         if raw & ERROR_FLAG:
-            return _Sample(
-                fault="error_flag", detail=f"word {raw:#06x} has the error flag"
-            )
+            return _Sample(fault="error_flag", detail=f"word {raw:#06x} has the error flag")
         return _Sample(celsius=raw_to_celsius(raw))
 
     def _open(self) -> SMBusLike:

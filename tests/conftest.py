@@ -26,8 +26,12 @@ WAIT_S = 5.0  # how long a test waits for the station before it fails
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return defaults().replace(data__dir=str(tmp_path / "data"), post__id="test-post",
-                              buttons__emergency_hold_s=0.2, buttons__recheck_hold_s=0.2)
+    return defaults().replace(
+        data__dir=str(tmp_path / "data"),
+        post__id="test-post",
+        buttons__emergency_hold_s=0.2,
+        buttons__recheck_hold_s=0.2,
+    )
 
 
 @pytest.fixture
@@ -78,11 +82,17 @@ class Guard:
 def open_post(config: Config, clock: VirtualClock) -> Iterator[Callable[..., Post]]:
     posts: list[Post] = []
 
-    def opener(script: list[Any] | None = None, cfg: Config | None = None,
-               **kwargs: Any) -> Post:
+    def opener(script: list[Any] | None = None, cfg: Config | None = None, **kwargs: Any) -> Post:
         thermometer = kwargs.pop("thermometer", ScriptedThermometer(script or [36.6]))
-        post = Post(cfg or config, mock=True, clock=clock, thermometer=thermometer,
-                    use_config_sensors=False, monotonic=clock.monotonic, **kwargs)
+        post = Post(
+            cfg or config,
+            mock=True,
+            clock=clock,
+            thermometer=thermometer,
+            use_config_sensors=False,
+            monotonic=clock.monotonic,
+            **kwargs,
+        )
         posts.append(post)
         return post
 

@@ -19,8 +19,9 @@ TIMEOUT = 60
 
 def posko(*args: str, data: Path | None = None) -> subprocess.CompletedProcess[str]:
     head = ["--data", str(data)] if data else []
-    return subprocess.run([*POSKO, *head, *args], capture_output=True, text=True,
-                          timeout=TIMEOUT, env=_env())
+    return subprocess.run(
+        [*POSKO, *head, *args], capture_output=True, text=True, timeout=TIMEOUT, env=_env()
+    )
 
 
 def _env() -> dict[str, str]:
@@ -37,8 +38,12 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict
 
 @pytest.mark.parametrize("command", ["", "run", "simulate", "status", "export", "settings"])
 def test_cli_every_command_explains_itself(command: str) -> None:
-    result = subprocess.run([*POSKO, *([command] if command else []), "--help"],
-                            capture_output=True, text=True, timeout=TIMEOUT)
+    result = subprocess.run(
+        [*POSKO, *([command] if command else []), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert result.returncode == 0
     assert "usage: posko" in result.stdout
     assert len(result.stdout.split()) > 25  # plain words, not just a synopsis
@@ -58,8 +63,7 @@ def test_cli_simulate_prints_each_durable_event(simulated: tuple[Path, list[dict
 
 
 def test_cli_simulate_makes_fevers_rechecks_and_faults(tmp_path: Path) -> None:
-    result = posko("simulate", "--presses", "400", "--jsonl", "--seed", "11",
-                   data=tmp_path / "d")
+    result = posko("simulate", "--presses", "400", "--jsonl", "--seed", "11", data=tmp_path / "d")
     events = [json.loads(line) for line in result.stdout.splitlines()]
     screenings = {e.get("screening") for e in events}
     assert {"normal", "recheck", "fault"} <= screenings
@@ -93,7 +97,8 @@ def test_cli_export_jsonl_gives_every_event(simulated: tuple[Path, list[dict]]) 
 
 
 def test_cli_export_csv_has_a_header_and_a_row_per_event(
-        simulated: tuple[Path, list[dict]]) -> None:
+    simulated: tuple[Path, list[dict]],
+) -> None:
     data, events = simulated
     result = posko("export", "--format", "csv", data=data)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -110,22 +115,27 @@ def test_cli_export_by_date_filters_by_local_day(simulated: tuple[Path, list[dic
     result = posko("export", "--date", day, "--format", "jsonl", data=data)
     exported = [json.loads(line) for line in result.stdout.splitlines()]
     assert exported
-    expected = sum(1 for row in csv.DictReader(io.StringIO(rows))
-                   if row["local_time"].startswith(day))
+    expected = sum(
+        1 for row in csv.DictReader(io.StringIO(rows)) if row["local_time"].startswith(day)
+    )
     assert len(exported) == expected
-    empty = posko("export", "--from", "2001-01-01", "--to", "2001-01-02", "--format", "jsonl",
-                  data=data)
+    empty = posko(
+        "export", "--from", "2001-01-01", "--to", "2001-01-02", "--format", "jsonl", data=data
+    )
     assert empty.returncode == 0 and empty.stdout == ""
 
 
-@pytest.mark.parametrize("args", [
-    ["export", "--date", "2026-13-01", "--format", "csv"],
-    ["export", "--date", "2026-01-01", "--from", "2026-01-01", "--format", "csv"],
-    ["export", "--from", "2026-02-01", "--to", "2026-01-01", "--format", "csv"],
-    ["export", "--format", "xml"],
-    ["simulate", "--presses", "0"],
-    ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "--date", "2026-13-01", "--format", "csv"],
+        ["export", "--date", "2026-01-01", "--from", "2026-01-01", "--format", "csv"],
+        ["export", "--from", "2026-02-01", "--to", "2026-01-01", "--format", "csv"],
+        ["export", "--format", "xml"],
+        ["simulate", "--presses", "0"],
+        ["frobnicate"],
+    ],
+)
 def test_cli_bad_usage_exits_2_with_a_reason(tmp_path: Path, args: list[str]) -> None:
     result = posko(*args, data=tmp_path)
     assert result.returncode == 2
@@ -148,8 +158,12 @@ def test_cli_simulate_refuses_the_real_data_directory() -> None:
 
 def test_cli_second_writer_is_refused_naming_the_running_pid(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    station = subprocess.Popen([*POSKO, "--data", str(data), "run", "--mock"],
-                               stderr=subprocess.PIPE, text=True, env=_env())
+    station = subprocess.Popen(
+        [*POSKO, "--data", str(data), "run", "--mock"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         for line in station.stderr:  # wait until the station says it runs
             if "is running" in line:

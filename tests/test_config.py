@@ -37,7 +37,9 @@ def test_config_file_values_are_used(tmp_path: Path) -> None:
 
 
 def test_config_every_problem_is_listed(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [post]
 id = "Not Valid!"
 [screening]
@@ -50,7 +52,8 @@ offset_c = 9.0
 led_red = 17
 [time]
 zone = "Mars/Olympus"
-""")
+""",
+    )
     with pytest.raises(ConfigError) as caught:
         load(path, env={})
     text = "\n".join(caught.value.problems)
@@ -104,10 +107,22 @@ def test_config_bool_is_not_a_number(tmp_path: Path) -> None:
 
 
 def test_config_cli_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
-    path = write(tmp_path, '[screening]\nthreshold_c = 45\n[nope]\nx = 1\n')
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "--config", str(path),
-                             "--data", str(tmp_path), "status"],
-                            capture_output=True, text=True, timeout=60)
+    path = write(tmp_path, "[screening]\nthreshold_c = 45\n[nope]\nx = 1\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "--config",
+            str(path),
+            "--data",
+            str(tmp_path),
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "2 problem(s)" in result.stderr
     assert "screening.threshold_c: 45 is above the maximum" in result.stderr
@@ -116,11 +131,18 @@ def test_config_cli_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from([s.key for s in SETTINGS] + ["post.x", "pins.masuk"]),
-    st.one_of(st.integers(-100, 100), st.floats(allow_nan=False), st.booleans(),
-              st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12)),
-    max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from([s.key for s in SETTINGS] + ["post.x", "pins.masuk"]),
+        st.one_of(
+            st.integers(-100, 100),
+            st.floats(allow_nan=False),
+            st.booleans(),
+            st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12),
+        ),
+        max_size=6,
+    )
+)
 def test_config_any_file_is_valid_or_a_list_of_problems(values: dict[str, object]) -> None:
     import tomllib
 
@@ -128,8 +150,10 @@ def test_config_any_file_is_valid_or_a_list_of_problems(values: dict[str, object
     for key, value in values.items():
         section, name = key.split(".", 1)
         sections.setdefault(section, {})[name] = value
-    text = "".join(f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in kv.items())
-                   for s, kv in sections.items())
+    text = "".join(
+        f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in kv.items())
+        for s, kv in sections.items()
+    )
     tomllib.loads(text)  # the generator writes valid TOML
     import tempfile
 

@@ -28,6 +28,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("reading", "second", "threshold", "verdict"), CASES)
-def test_screening_rule(reading: Reading, second: bool, threshold: float,
-                        verdict: Screening) -> None:
+def test_screening_rule(
+    reading: Reading, second: bool, threshold: float, verdict: Screening
+) -> None:
     assert decide(reading, second=second, threshold_c=threshold) == verdict

@@ -78,8 +78,7 @@ def test_station_sensor_fault_is_recorded_as_a_fault(guard: Callable[..., Guard]
     assert g.post.feedback.played[-1] == "fault"
 
 
-def test_station_implausible_reading_is_a_fault_never_a_fever(
-        guard: Callable[..., Guard]) -> None:
+def test_station_implausible_reading_is_a_fault_never_a_fever(guard: Callable[..., Guard]) -> None:
     from sensors.simulated import ScriptedThermometer
     from sensors.thermometer import Calibrated
 
@@ -88,8 +87,7 @@ def test_station_implausible_reading_is_a_fault_never_a_fever(
     assert (outcome.event["screening"], outcome.event["fault"]) == ("fault", "implausible")
 
 
-def test_station_batal_voids_the_last_event_within_the_window(
-        guard: Callable[..., Guard]) -> None:
+def test_station_batal_voids_the_last_event_within_the_window(guard: Callable[..., Guard]) -> None:
     g = guard([36.6])
     entry = g.press("masuk_warga")
     void = g.press("batal")
@@ -140,7 +138,9 @@ def test_station_bounce_within_dead_time_is_one_press(guard: Callable[..., Guard
     g.next_outcome()
     g.press("keluar_pendatang")
     assert [e["kind"] + "/" + e["who"] for e in g.post.store.since(0)] == [
-        "out/resident", "out/visitor"]
+        "out/resident",
+        "out/visitor",
+    ]
 
 
 def test_station_presses_after_the_dead_time_are_separate(guard: Callable[..., Guard]) -> None:
@@ -178,7 +178,8 @@ def test_station_without_camera_stores_no_photo(guard: Callable[..., Guard]) -> 
 
 
 def test_station_full_disk_is_not_acknowledged_and_loses_nothing(
-        guard: Callable[..., Guard]) -> None:
+    guard: Callable[..., Guard],
+) -> None:
     g = guard([36.6])
     stored = g.press("masuk_warga").event
     segment = max((g.post.store.data_dir / "events").glob("*.jsonl"))
@@ -203,22 +204,21 @@ def test_station_full_disk_is_not_acknowledged_and_loses_nothing(
 
 
 @pytest.mark.parametrize("button", ["masuk_warga", "masuk_pendatang"])
-def test_station_entry_buttons_name_who_entered(guard: Callable[..., Guard],
-                                                button: str) -> None:
+def test_station_entry_buttons_name_who_entered(guard: Callable[..., Guard], button: str) -> None:
     g = guard([36.6])
     outcome = g.press(button)
     assert outcome.event["who"] == ("resident" if button == "masuk_warga" else "visitor")
 
 
-def test_station_records_a_correction_through_the_same_writer(
-        guard: Callable[..., Guard]) -> None:
+def test_station_records_a_correction_through_the_same_writer(guard: Callable[..., Guard]) -> None:
     from edge.events import Kind
 
     g = guard([36.6])
     entry = g.press("masuk_pendatang").event
     details = {"name": "Budi", "origin": "Bandung"}
-    outcome = g.post.station.record(Kind.VISITOR, ref=entry["seq"], who="visitor",
-                                    data=details).result(5)
+    outcome = g.post.station.record(
+        Kind.VISITOR, ref=entry["seq"], who="visitor", data=details
+    ).result(5)
     assert outcome.event["seq"] == entry["seq"] + 1
     assert g.post.store.get(outcome.event["seq"])["data"] == details
     assert g.post.feedback.played == ["stored"]  # a record plays no lights
@@ -228,8 +228,9 @@ def test_station_settings_take_effect_without_a_restart(guard: Callable[..., Gua
     g = guard([37.5, 37.5])
     first = g.press("masuk_warga")
     assert first.event["screening"] == "recheck"
-    restart = g.post.reconfigure(g.post.config.replace(screening__threshold_c=37.8,
-                                                      thermometer__offset_c=0.0))
+    restart = g.post.reconfigure(
+        g.post.config.replace(screening__threshold_c=37.8, thermometer__offset_c=0.0)
+    )
     assert restart == []
     second = g.press("masuk_warga")
     assert second.event["screening"] == "normal"
