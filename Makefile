@@ -40,7 +40,7 @@ apt:
 
 lint: $(STAMP)
 	$(BIN)/ruff check edge sensors web sync tests bench
-	$(BIN)/mypy edge sensors
+	$(BIN)/mypy edge sensors web sync
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py

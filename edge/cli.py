@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from edge import __version__
-from edge.config import Config, describe, load
+from edge.config import Config, describe, example_toml, load
 from edge.errors import ConfigError, DataDirBusy, PoskoError
 from edge.export import write_csv, write_jsonl
 from edge.store import EventStore
@@ -89,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "jsonl"), required=True,
                         help="csv or jsonl")
 
-    commands.add_parser(
+    settings = commands.add_parser(
         "settings", help="list every setting with its default, range and meaning",
         description="List every configuration setting: its TOML key, default, allowed "
                     "values, meaning and POSKO_* environment variable.")
+    settings.add_argument("--toml", action="store_true",
+                          help="print a complete example configuration file instead")
     _add_web_commands(commands)
     _add_sync_commands(commands)
     return parser
@@ -100,10 +102,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_web_commands(commands: Any) -> None:
     """Subcommands of the guard's screen (web/), registered in COMMANDS."""
+    pin = commands.add_parser(
+        "set-pin", help="set the admin PIN of the guard's page (settings, photos)",
+        description="Set the admin PIN that opens the settings and photos on the guard's "
+                    "page. There is no default PIN: until one is set, the settings stay "
+                    "locked. The PIN (6 to 12 digits) is asked twice and kept only as a "
+                    "salted scrypt hash in the data directory (admin_pin.json). It works "
+                    "while the station runs.")
+    pin.add_argument("--stdin", action="store_true",
+                     help="read the PIN from one line of standard input (for installers)")
+    COMMANDS["set-pin"] = cmd_set_pin
 
 
 def _add_sync_commands(commands: Any) -> None:
     """Subcommands of sync and the district receiver (sync/), registered in COMMANDS."""
+    from sync.commands import add_parsers
+
+    add_parsers(commands)
+    COMMANDS.update({"sync": cmd_sync, "district": cmd_district})
+
+
+def cmd_sync(config: Config, args: argparse.Namespace) -> int:
+    from sync.commands import sync_once
+
+    return sync_once(config, args)
+
+
+def cmd_district(config: Config, args: argparse.Namespace) -> int:
+    from sync.district_cli import district
+
+    return district(args)
 
 
 def _day(text: str) -> str:
@@ -119,12 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         if args.command == "settings":
-            print(describe())
+            print(example_toml() if args.toml else describe())
             return 0
         overrides: dict[str, Any] = {"data.dir": args.data}
         if args.command == "run":
             overrides.update({"web.listen": args.web, "mqtt.broker": args.broker})
-        config = load(args.config, overrides=overrides)
+        config = _with_page_settings(load(args.config, overrides=overrides))
         return COMMANDS[args.command](config, args)
     except ConfigError as e:
         print(f"posko: the configuration has {len(e.problems)} problem(s):", file=sys.stderr)
@@ -143,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"posko: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
+
+
+def _with_page_settings(config: Config) -> Config:
+    """Settings the admin changed on the guard's page (DATA/settings.toml) win."""
+    from web.overrides import apply_overrides
+
+    return apply_overrides(config)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -183,12 +218,53 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
-    """Serve the guard's page for this post; returns its address (web/ issue)."""
-    return None
+    """Serve the guard's page for this post with waitress; returns its address."""
+    from web import create_app
+    from web.overrides import apply_overrides
+    from web.pin import pin_path
+    from web.server import WebServer
+
+    live = apply_overrides(post.config)  # settings changed on the page survive a restart
+    if live is not post.config:
+        post.reconfigure(live)
+    if not pin_path(post.data_dir).exists():
+        log.warning("no admin PIN yet: the page's settings stay locked until `posko "
+                    "set-pin` is run")
+    server = WebServer(create_app(live, post), live)
+    try:
+        server.start()
+    except OSError as e:
+        server.close()
+        raise PoskoError(f"cannot serve the guard's page on {config['web.listen']}: "
+                         f"{e.strerror or e}") from e
+    services.callback(server.close)
+    return server.url
+
+
+def cmd_set_pin(config: Config, args: argparse.Namespace) -> int:
+    from getpass import getpass
+
+    from web.pin import PinError, set_pin
+
+    if args.stdin:
+        pin = sys.stdin.readline().strip()
+    else:
+        pin = getpass("new admin PIN (6-12 digits): ")
+        if getpass("the same PIN again: ") != pin:
+            raise UsageError("the two PINs differ; nothing was changed")
+    try:
+        set_pin(config["data.dir"], pin)
+    except PinError as e:
+        raise UsageError(str(e)) from None
+    print(f"posko: admin PIN set for {config['data.dir']}", file=sys.stderr)
+    return 0
 
 
 def _start_sync(post: Any, config: Config, services: ExitStack) -> None:
-    """Start the sync worker thread for this post (sync/ issue)."""
+    """Start the sync worker thread for this post when mqtt.broker is set."""
+    from sync.commands import start_worker
+
+    start_worker(post, services)
 
 
 def cmd_simulate(config: Config, args: argparse.Namespace) -> int:

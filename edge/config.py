@@ -7,6 +7,7 @@ one pass; `ConfigError.problems` holds one line per problem.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -182,6 +183,8 @@ def _check(setting: Setting, value: Any) -> str | None:
 
 
 def _check_value(setting: Setting, value: Any, where: str) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is not a finite number; allowed: {setting.allowed()}"
     if setting.min is not None and value < setting.min:
         return f"{where} is below the minimum; allowed: {setting.allowed()}"
     if setting.max is not None and value > setting.max:
@@ -213,3 +216,28 @@ def describe() -> str:
             lines.append(f"[{section}]")
         lines.append(f"  {name} = {s.default!r}    # {s.help}; {s.allowed()}; env {s.env}")
     return "\n".join(lines)
+
+
+def example_toml() -> str:
+    """A complete configuration file with every default, for docs/config.example.toml."""
+    lines = [
+        "# Posko configuration: copy to /etc/posko/config.toml and edit.",
+        "# Every setting is listed with its default; `posko settings` explains each one.",
+        "# Unknown keys are errors, so a typo never goes unnoticed.",
+    ]
+    section = ""
+    for s in SETTINGS:
+        head, name = s.key.split(".", 1)
+        if head != section:
+            section = head
+            lines += ["", f"[{section}]"]
+        lines += [f"# {s.help}; {s.allowed()}", f"{name} = {_toml_value(s.default)}"]
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -179,8 +179,12 @@ class EventStore:
 
     def _load_watermark(self) -> int:
         path = self.data_dir / "sync.json"
+        self.acked_at: str | None = None  # when the district last acknowledged (UTC text)
         try:
-            return int(json.loads(path.read_bytes())["acked"])
+            saved = json.loads(path.read_bytes())
+            acked = int(saved["acked"])
+            self.acked_at = saved["time"] if isinstance(saved.get("time"), str) else None
+            return acked
         except FileNotFoundError:
             return 0
         except (OSError, ValueError, KeyError, TypeError):
@@ -265,12 +269,13 @@ class EventStore:
                 return False
             if seq > self.last_seq:
                 raise StoreError(f"ack {seq} is beyond the last event {self.last_seq}")
-            payload = {"acked": seq, "time": ev.utc_text(datetime.now().astimezone())}
+            stamp = ev.utc_text(datetime.now().astimezone())
+            payload = {"acked": seq, "time": stamp}
             try:
                 atomic_write(self.data_dir / "sync.json", json.dumps(payload).encode())
             except OSError as e:
                 raise StoreUnavailable(e.errno, f"cannot save the sync watermark: {e}") from e
-            self.acked = seq
+            self.acked, self.acked_at = seq, stamp
             return True
 
     # -- reading -------------------------------------------------------------------

@@ -100,6 +100,12 @@ def test_config_bad_environment_value_is_a_problem() -> None:
         load(None, env={"POSKO_CAMERA_DRIVER": "webcam"})
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_config_non_finite_numbers_are_problems(text: str) -> None:
+    with pytest.raises(ConfigError, match="not a finite number"):
+        load(None, env={"POSKO_SCREENING_THRESHOLD_C": text})
+
+
 def test_config_bool_is_not_a_number(tmp_path: Path) -> None:
     path = write(tmp_path, "[screening]\nrecheck_wait_s = true\n")
     with pytest.raises(ConfigError, match="recheck_wait_s"):

@@ -1,0 +1,308 @@
+"""The district database (SQLite): every post's events exactly once, gaps, statuses, quarantine.
+
+A batch is stored in one transaction with `INSERT OR IGNORE` on the (post, seq) key, so a
+batch sent twice changes nothing; the highest contiguous seq of each post moves in the
+same transaction and is what the receiver acknowledges once the commit is done.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edge.events import FIELDS, utc_text
+from sync.batch import Batch
+
+SCHEMA_VERSION = 1
+KEEP_PAYLOAD = 64 * 1024  # bytes of a quarantined payload kept for the operator
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    post TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, clock TEXT NOT NULL,
+    kind TEXT NOT NULL, who TEXT, temp_c REAL, temp_raw_c REAL, screening TEXT, fault TEXT,
+    ref INTEGER, photo INTEGER, data TEXT, received TEXT NOT NULL,
+    PRIMARY KEY (post, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
+CREATE TABLE IF NOT EXISTS lost (
+    post TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, reported TEXT NOT NULL,
+    PRIMARY KEY (post, first)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS posts (
+    post TEXT PRIMARY KEY, contiguous INTEGER NOT NULL DEFAULT 0,
+    max_seq INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
+    batches INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+    alerts INTEGER NOT NULL DEFAULT 0, last_alert INTEGER, state TEXT, status TEXT,
+    last_seen TEXT);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY, received TEXT NOT NULL, topic TEXT NOT NULL, post TEXT,
+    reason TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
+CREATE INDEX IF NOT EXISTS quarantine_by_post ON quarantine (post);
+"""
+COLUMNS = (*FIELDS, "received")
+_INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 14)})"
+
+
+@dataclass(frozen=True)
+class Stored:
+    inserted: int  # events new to the database
+    contiguous: int  # the post's highest seq held with everything before it
+
+
+def now_text() -> str:
+    return utc_text(datetime.now(UTC))
+
+
+class DistrictDB:
+    """One connection to the district database; safe to share between threads."""
+
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, busy_timeout: float = 30.0
+    ) -> None:
+        self.path = Path(path)
+        if read_only:
+            self.conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout,
+            )
+        else:
+            self.conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+            )
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            if not read_only:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+                with self._lock:  # each CREATE ... IF NOT EXISTS commits by itself
+                    self.conn.executescript(SCHEMA)
+                    self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self.close()
+            raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # -- writing -------------------------------------------------------------------
+
+    def store_batch(self, batch: Batch, *, alert: bool = False) -> Stored:
+        """Store a checked batch whole, idempotently; returns what is now contiguous."""
+        seen = now_text()
+        rows = [_row(e, seen) for e in batch.events]
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(_INSERT, rows)
+            inserted = db.total_changes - before
+            db.executemany(
+                "INSERT OR IGNORE INTO lost VALUES (?, ?, ?, ?)",
+                [(batch.post, a, b, seen) for a, b in batch.lost()],
+            )
+            db.execute("INSERT OR IGNORE INTO posts (post) VALUES (?)", (batch.post,))
+            (held,) = db.execute(
+                "SELECT contiguous FROM posts WHERE post = ?", (batch.post,)
+            ).fetchone()
+            contiguous = self._advance(batch.post, held)
+            db.execute(
+                "UPDATE posts SET contiguous = ?, max_seq = max(max_seq, ?), "
+                "events = events + ?, batches = batches + ?, duplicates = duplicates + ?, "
+                "alerts = alerts + ?, last_alert = CASE WHEN ? THEN ? ELSE last_alert END, "
+                "last_seen = ? WHERE post = ?",
+                (
+                    contiguous,
+                    batch.last,
+                    inserted,
+                    0 if alert else 1,
+                    len(rows) - inserted,
+                    int(alert),
+                    alert,
+                    batch.last,
+                    seen,
+                    batch.post,
+                ),
+            )
+        return Stored(inserted, contiguous)
+
+    def _advance(self, post: str, held: int) -> int:
+        lost = deque(
+            self.conn.execute(
+                "SELECT first, last FROM lost WHERE post = ? AND last > ? ORDER BY first",
+                (post, held),
+            ).fetchall()
+        )
+
+        def past_lost(seq: int) -> int:
+            while lost and lost[0][0] <= seq + 1:
+                seq = max(seq, lost.popleft()[1])
+            return seq
+
+        held = past_lost(held)
+        for (seq,) in self.conn.execute(
+            "SELECT seq FROM events WHERE post = ? AND seq > ? ORDER BY seq", (post, held)
+        ):
+            if seq != held + 1:
+                break
+            held = past_lost(seq)
+        return held
+
+    def quarantine(self, topic: str, post: str | None, reason: str, payload: bytes) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO quarantine (received, topic, post, reason, size, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (now_text(), topic[:300], post, reason[:500], len(payload), payload[:KEEP_PAYLOAD]),
+            )
+
+    def record_status(self, post: str, status: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO posts (post) VALUES (?)", (post,))
+            db.execute(
+                "UPDATE posts SET state = ?, status = ?, last_seen = ? WHERE post = ?",
+                (status["state"], json.dumps(status, ensure_ascii=False), now_text(), post),
+            )
+
+    # -- reading -------------------------------------------------------------------
+
+    def contiguous(self, post: str) -> int:
+        row = self.conn.execute("SELECT contiguous FROM posts WHERE post = ?", (post,)).fetchone()
+        return row[0] if row else 0
+
+    def count(self, post: str | None = None) -> int:
+        if post is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(
+            self.conn.execute("SELECT COUNT(*) FROM events WHERE post = ?", (post,)).fetchone()[0]
+        )
+
+    def seqs(self, post: str) -> list[int]:
+        return [
+            s
+            for (s,) in self.conn.execute(
+                "SELECT seq FROM events WHERE post = ? ORDER BY seq", (post,)
+            )
+        ]
+
+    def lost(self, post: str) -> list[tuple[int, int]]:
+        return [
+            (a, b)
+            for a, b in self.conn.execute(
+                "SELECT first, last FROM lost WHERE post = ? ORDER BY first", (post,)
+            )
+        ]
+
+    def gaps(self, post: str, limit: int = 100) -> list[tuple[int, int]]:
+        """Seq ranges the district is still waiting for (neither stored nor declared lost)."""
+        row = self.conn.execute(
+            "SELECT contiguous, max_seq FROM posts WHERE post = ?", (post,)
+        ).fetchone()
+        if row is None:
+            return []
+        held, top = row
+        present = self.conn.execute(
+            "SELECT first, last FROM lost WHERE post = ? AND last > ? UNION ALL "
+            "SELECT seq, seq FROM events WHERE post = ? AND seq > ? ORDER BY 1",
+            (post, held, post, held),
+        )
+        found: list[tuple[int, int]] = []
+        for first, last in present:
+            if first > held + 1:
+                found.append((held + 1, first - 1))
+                if len(found) >= limit:
+                    break
+            held = max(held, last)
+        if held < top and len(found) < limit:
+            found.append((held + 1, top))
+        return found
+
+    def posts(self) -> list[dict[str, Any]]:
+        cursor = self.conn.execute("SELECT * FROM posts ORDER BY post")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor]
+        for row in rows:
+            row["status"] = json.loads(row["status"]) if row["status"] else {}
+        return rows
+
+    def quarantined(self, post: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT id, received, topic, post, reason, size FROM quarantine"
+        cursor = (
+            self.conn.execute(query + " WHERE post = ? ORDER BY id", (post,))
+            if post
+            else self.conn.execute(query + " ORDER BY id")
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
+
+    def quarantine_counts(self) -> dict[str | None, int]:
+        return dict(self.conn.execute("SELECT post, COUNT(*) FROM quarantine GROUP BY post"))
+
+    def events(
+        self,
+        start: str = "",
+        end: str = "~",
+        post: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Events whose UTC time text lies in [start, end), by post then seq."""
+        query = f"SELECT {', '.join(FIELDS)} FROM events WHERE time >= ? AND time < ?"
+        args: tuple[Any, ...] = (start, end)
+        if post is not None:
+            query, args = query + " AND post = ?", (*args, post)
+        for row in self.conn.execute(query + " ORDER BY post, seq", args):
+            yield _event(row)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.conn.close()
+
+    def __enter__(self) -> DistrictDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _row(event: dict[str, Any], received: str) -> tuple[Any, ...]:
+    data = event.get("data")
+    return (
+        event["post"],
+        event["seq"],
+        event["time"],
+        event["clock"],
+        event["kind"],
+        event.get("who"),
+        event.get("temp_c"),
+        event.get("temp_raw_c"),
+        event.get("screening"),
+        event.get("fault"),
+        event.get("ref"),
+        1 if event.get("photo") else None,
+        None if data is None else json.dumps(data, ensure_ascii=False),
+        received,
+    )
+
+
+def _event(row: tuple[Any, ...]) -> dict[str, Any]:
+    event = dict(zip(FIELDS[:5], row[:5], strict=True))
+    for name, value in zip(FIELDS[5:], row[5:], strict=True):
+        if value is not None:
+            event[name] = (
+                True if name == "photo" else json.loads(value) if (name == "data") else value
+            )
+    return event

@@ -1,0 +1,145 @@
+"""The district receiver service: subscribes to every post, stores, acknowledges after commit.
+
+With `share`, the events and alerts come through `$share/<group>/...`, so several receivers
+split the load (on one database); statuses are subscribed to directly, because a broker
+does not hand retained messages to a shared subscription.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from sync import topics
+from sync.codec import MAX_PAYLOAD
+from sync.db import DistrictDB
+from sync.mqtt import connect, new_client
+from sync.options import Link
+from sync.receiver import Receiver
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_S = 30.0
+
+
+def district_link(address: tuple[str, int], **settings: Any) -> Link:
+    """How a receiver reaches the broker; its client id is unique per host and process."""
+    client_id = f"posko-district-{socket.gethostname()[:40]}-{os.getpid()}"
+    return Link(address[0], address[1], client_id, **settings)
+
+
+class District:
+    """start() it, close() it (idempotent); `subscribed` is set once it listens."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        link: Link,
+        *,
+        share: str | None = None,
+        max_payload: int = MAX_PAYLOAD,
+    ) -> None:
+        self.link = link
+        self.share = share
+        self.db = DistrictDB(db_path)
+        self.receiver = Receiver(self.db, max_payload=max_payload)
+        self.subscribed = threading.Event()
+        self.client = new_client(link, reconnect=True)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self._reported = time.monotonic()
+        self._closed = False
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        return [
+            (topics.every_post(topics.EVENTS, self.share), 1),
+            (topics.every_post(topics.ALERT, self.share), 1),
+            (topics.every_post(topics.STATUS), 1),
+        ]
+
+    def start(self) -> District:
+        connect(self.client, self.link, asynchronous=True)
+        self.client.loop_start()  # retries until the broker is up
+        log.info("district receiver connecting to %s", self.link.address)
+        return self
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+            self.db.close()
+        self._report(force=True)
+
+    def __enter__(self) -> District:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paho callbacks (its network thread) ---------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("the broker at %s refused the receiver: %s", self.link.address, reason)
+            return
+        client.subscribe(self.subscriptions())
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log.warning("broker at %s not reachable yet; retrying", self.link.address)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, properties: Any
+    ) -> None:
+        refused = [c for c in codes if c.is_failure]
+        if refused:
+            log.error("the broker refused a subscription: %s", refused[0])
+            return
+        names = ", ".join(t for t, _ in self.subscriptions())
+        log.info("district receiver subscribed to %s", names)
+        self.subscribed.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.subscribed.clear()
+        if not self._closed:
+            log.warning("lost the broker at %s (%s); reconnecting", self.link.address, reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        reply = self.receiver.handle(message.topic, bytes(message.payload))
+        if reply is not None:
+            client.publish(reply.topic, reply.payload, qos=1, retain=reply.retain)
+        self._report()
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._reported >= REPORT_EVERY_S:
+            self._reported = now
+            s = self.receiver.stats
+            log.info(
+                "district: %d events stored in %d batches (%d duplicates skipped), "
+                "%d alerts, %d statuses, %d payloads quarantined",
+                s.events,
+                s.batches,
+                s.duplicates,
+                s.alerts,
+                s.statuses,
+                s.quarantined,
+            )

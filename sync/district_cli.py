@@ -1,0 +1,178 @@
+"""`posko district run` (the receiver, optionally with its page) and `posko district export`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from edge.errors import PoskoError
+from edge.export import write_csv, write_jsonl
+from sync.codec import MAX_PAYLOAD
+from sync.options import split_address
+from sync.report import DEFAULT_ZONE, day_bounds
+
+
+def add_district_parser(commands: Any) -> None:
+    district = commands.add_parser(
+        "district",
+        help="the district side: receive every post's events, export them",
+        description="Commands for the district server: `run` receives the events of every "
+        "post from the MQTT broker into an SQLite database (and serves the "
+        "district page); `export` writes the stored events as CSV or JSON lines.",
+    )
+    sub = district.add_subparsers(dest="district_command", metavar="COMMAND", required=True)
+    _add_run(sub)
+    _add_export(sub)
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="receive, store and acknowledge every post's batches",
+        description="Subscribe to every post's events on the broker, store each batch in "
+        "SQLite (one transaction, duplicates skipped), and acknowledge it after "
+        "the commit. Bad payloads go to a quarantine table. Waits for the broker "
+        "if it is not up yet. Runs until Ctrl-C or SIGTERM.",
+    )
+    run.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    run.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker")
+    run.add_argument("--web", metavar="HOST:PORT", help="serve the district page here")
+    run.add_argument(
+        "--share",
+        metavar="GROUP",
+        help="subscribe through $share/GROUP/ so several receivers split the batches",
+    )
+    run.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="MQTT version")
+    run.add_argument("--username", help="user name at the broker")
+    run.add_argument("--password-file", metavar="FILE", help="file holding the password")
+    run.add_argument("--tls", action="store_true", help="connect with TLS (never falls back)")
+    run.add_argument("--ca-file", metavar="FILE", help="CA certificate for TLS")
+    run.add_argument("--cert-file", metavar="FILE", help="client certificate for TLS")
+    run.add_argument("--key-file", metavar="FILE", help="key of the client certificate")
+    run.add_argument(
+        "--max-payload",
+        type=int,
+        default=MAX_PAYLOAD,
+        metavar="BYTES",
+        help=f"largest batch accepted (default {MAX_PAYLOAD})",
+    )
+    run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
+    run.set_defaults(fail=run.error)
+
+
+def _add_export(sub: Any) -> None:
+    export = sub.add_parser(
+        "export",
+        help="write the district's events as CSV or JSON lines",
+        description="Write every stored event (of every post) to standard output, by post "
+        "and seq: CSV with a header row, or one JSON object per line. --from and "
+        "--to pick local days in --zone; without them, everything.",
+    )
+    export.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    export.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="first day")
+    export.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last day")
+    export.add_argument("--format", choices=("csv", "jsonl"), required=True)
+    export.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the days")
+    export.set_defaults(fail=export.error)
+
+
+def district(args: argparse.Namespace) -> int:
+    if args.district_command == "export":
+        return export(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sync.district import District, district_link
+
+    zone = _zone(args)
+    link = district_link(
+        _address(args, args.broker, "--broker"),
+        protocol=args.protocol,
+        username=args.username,
+        password=_password(args.password_file),
+        tls=args.tls or bool(args.ca_file),
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with District(args.db, link, share=args.share, max_payload=args.max_payload):
+        page = None
+        if args.web:
+            from sync.district_web import PageServer, create_app
+
+            host, port = _address(args, args.web, "--web")
+            page = PageServer(create_app(args.db, zone=zone.key), host, port).start()
+        print(
+            f"posko: district receiver on {link.address}, database {args.db}"
+            + (f", page at {page.url}" if page else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            stop.wait()
+        finally:
+            if page is not None:
+                page.close()
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from sync.db import DistrictDB
+
+    zone = _zone(args)
+    first, last = _day(args, args.first or "1970-01-02"), _day(args, args.last or "9999-12-30")
+    if first > last:
+        args.fail(f"--from {first} is after --to {last}")
+    if not Path(args.db).is_file():
+        raise PoskoError(f"no district database at {args.db}")
+    start, end = day_bounds(first, last, zone) if (args.first or args.last) else ("", "~")
+    write = write_csv if args.format == "csv" else write_jsonl
+    with DistrictDB(args.db, read_only=True) as db:
+        write(db.events(start, end), sys.stdout, zone)
+    return 0
+
+
+# Usage errors go through argparse (`args.fail`): the usage line, the message, status 2.
+
+
+def _address(args: argparse.Namespace, text: str, flag: str) -> tuple[str, int]:
+    try:
+        return split_address(text)
+    except ValueError as e:
+        args.fail(f"{flag}: {e}")
+        raise
+
+
+def _day(args: argparse.Namespace, text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        args.fail(f"{text!r} is not a date like 2026-11-27")
+        raise
+
+
+def _zone(args: argparse.Namespace) -> ZoneInfo:
+    try:
+        return ZoneInfo(args.zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        args.fail(f"--zone {args.zone!r} is not a known time zone")
+        raise
+
+
+def _password(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as e:
+        raise PoskoError(f"cannot read the password file {path}: {e.strerror}") from None

@@ -1,0 +1,105 @@
+"""The district page and its CSV export, through Flask's test client."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask.testing import FlaskClient
+
+from edge import events as ev
+from edge.events import Kind, Screening, Who
+from sync import codec
+from sync.batch import Batch
+from sync.db import DistrictDB
+from sync.district_web import create_app
+from sync.messages import status
+from sync.receiver import Receiver
+
+# Minutes after the start of the page's day (Asia/Jakarta), so "today" never straddles midnight.
+DAY = datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def entry(post: str, seq: int, minute: float, **fields: Any) -> dict[str, Any]:
+    moment = DAY + timedelta(minutes=minute)
+    return ev.make(post, seq, moment, Kind.IN, clock="synced", who=Who.RESIDENT, **fields)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> FlaskClient:
+    db_path = tmp_path / "district.db"
+    with DistrictDB(db_path) as db:
+        receiver = Receiver(db)
+        a = [
+            entry("posko-a", 1, 1, temp_c=36.6, screening=Screening.NORMAL),
+            entry("posko-a", 2, 2, temp_c=37.9, screening=Screening.RECHECK),
+            ev.make(
+                "posko-a",
+                3,
+                DAY + timedelta(minutes=3),
+                Kind.RECHECK,
+                clock="synced",
+                who=Who.RESIDENT,
+                ref=2,
+                temp_c=38.0,
+                screening=Screening.REFUSED,
+            ),
+        ]
+        receiver.handle("posko/v1/posko-a/events", codec.encode(Batch.of("posko-a", a)))
+        receiver.handle(
+            "posko/v1/posko-a/status",
+            status("online", pending=4, last_seq=7, clock="synced", version="0.1.0"),
+        )
+        b = [entry("posko-b", 1, -5 * 24 * 60), entry("posko-b", 5, 4)]  # 2-4 still missing
+        for event in b:
+            receiver.handle("posko/v1/posko-b/events", codec.encode(Batch.of("posko-b", [event])))
+        receiver.handle("posko/v1/posko-b/status", status("offline"))
+        receiver.handle("posko/v1/<script>alert(1)</script>/events", b"junk")
+        receiver.handle("posko/v1/posko-b/events", b"not a batch")
+    app = create_app(db_path)
+    app.config["TESTING"] = True
+    return app.test_client()
+
+
+def test_district_page_shows_every_post_with_its_state_and_figures(client: FlaskClient) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert "posko-a" in page and "posko-b" in page
+    assert "daring" in page and "luring" in page
+    report = client.get("/api/posts").get_json()
+    a, b = report["posts"]
+    assert (a["state"], a["pending"], a["contiguous"]) == ("online", 4, 3)
+    assert (a["today"]["in"], a["fevers"], a["today"]["refused"]) == (2, 1, 1)
+    assert (b["state"], b["gaps"], b["missing"], b["rejected"]) == ("offline", [[2, 4]], 3, 1)
+    assert report["rejected_total"] == 2 and report["rejected_unknown"] == 1
+
+
+def test_district_page_escapes_what_posts_send(client: FlaskClient) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
+
+
+def test_district_page_exports_csv_across_posts_for_a_range_of_days(client: FlaskClient) -> None:
+    today = DAY.date()
+    first = (today - timedelta(days=7)).isoformat()
+    response = client.get(f"/export.csv?from={first}&to={(today + timedelta(days=1)).isoformat()}")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [(r["post"], r["seq"]) for r in rows] == [
+        ("posko-a", "1"),
+        ("posko-a", "2"),
+        ("posko-a", "3"),
+        ("posko-b", "1"),
+        ("posko-b", "5"),
+    ]
+    old = client.get(f"/export.csv?from={first}&to={first}").get_data(as_text=True)
+    assert old.count("\n") == 1  # the header only: nothing that long ago
+    assert client.get("/export.csv?from=2026-02-02&to=2026-02-01").status_code == 400
+    assert client.get("/export.csv?from=yesterday").status_code == 400

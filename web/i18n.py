@@ -1,0 +1,48 @@
+"""The page's words in Bahasa Indonesia (default) and English, from `web/i18n/<lang>.json`.
+
+Templates call `t("key", name=value)`; the language is the browser's choice (a cookie set
+by the language link) or else the post's `web.language`. Both catalogs hold the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, request
+
+LANGUAGES = ("id", "en")
+COOKIE = "lang"
+CATALOG_DIR = Path(__file__).resolve().parent / "i18n"
+
+
+def load_catalogs() -> dict[str, dict[str, str]]:
+    return {lang: json.loads((CATALOG_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+            for lang in LANGUAGES}
+
+
+def init_app(app: Flask, default_language: Callable[[], str]) -> None:
+    """Load the catalogs and give templates `t`, `lang` and `languages`."""
+    app.extensions["i18n"] = {"catalogs": load_catalogs(), "default": default_language}
+    app.jinja_env.globals["t"] = translate  # a global, so that imported macros have it too
+
+    @app.context_processor
+    def words() -> dict[str, Any]:
+        return {"lang": language(), "languages": LANGUAGES}
+
+
+def language() -> str:
+    chosen = request.cookies.get(COOKIE, "")
+    if chosen in LANGUAGES:
+        return chosen
+    default = current_app.extensions["i18n"]["default"]()
+    return default if default in LANGUAGES else LANGUAGES[0]
+
+
+def translate(key: str, **values: Any) -> str:
+    """The text of `key` in the page's language, with {name} fields filled in."""
+    catalogs = current_app.extensions["i18n"]["catalogs"]
+    text = catalogs[language()].get(key) or catalogs[LANGUAGES[0]].get(key) or key
+    return text.format(**values) if values else text

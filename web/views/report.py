@@ -1,0 +1,91 @@
+"""The day report (*laporan harian*), its figures as JSON, and the CSV download.
+
+The report prints on one A4 page; `/api/summary?date=` gives the same figures as JSON;
+`/export.csv?date=` (or `?from=&to=`) streams one day's or a range's events, NIK masked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request
+
+from edge.export import CSV_COLUMNS, csv_row
+from web.chart import hourly_chart
+from web.present import local, masked_data
+from web.services import posko
+from web.views import day_arg, shift_day, today
+
+bp = Blueprint("report", __name__)
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these
+
+
+@bp.get("/report")
+def index() -> str:
+    day = day_arg()
+    services = posko()
+    figures = services.figures.of_day(day)
+    zone = services.post.store.zone
+    referrals = [{
+        "seq": r["recheck"].get("ref"),
+        "time": local(r["recheck"]["time"], zone).strftime("%H:%M"),
+        "first": _temp((r["entry"] or {}).get("temp_c")),
+        "second": _temp(r["recheck"].get("temp_c")),
+        "who": r["recheck"].get("who") or "",
+    } for r in figures.referrals]
+    return render_template("report.html", day=day, figures=figures, data=figures.as_json(),
+                           chart=hourly_chart(figures.hourly), referrals=referrals,
+                           prev_day=shift_day(day, -1), next_day=shift_day(day, 1),
+                           is_today=day == today(),
+                           threshold=services.config["screening.threshold_c"])
+
+
+@bp.get("/api/summary")
+def summary() -> Any:
+    day = day_arg()
+    services = posko()
+    data = {"post": services.config["post.id"], **services.figures.of_day(day).as_json()}
+    return jsonify(data)
+
+
+@bp.get("/export.csv")
+def export() -> Response:
+    single = request.args.get("date")
+    if single and ("from" in request.args or "to" in request.args):
+        abort(400)
+    first = day_arg("date") if single else day_arg("from", today())
+    last = first if single else day_arg("to", first)
+    if first > last:
+        abort(400)
+    store = posko().post.store
+    name = f"posko-{posko().config['post.id']}-{first}" + ("" if first == last else f"-{last}")
+    return Response(_csv(store.iter_between(first, last), store.zone), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def _csv(events: Iterator[dict[str, Any]], zone: Any) -> Iterator[str]:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for event in events:
+        if "data" in event:
+            event = {**event, "data": masked_data(event["data"])}
+        writer.writerow([_defuse(cell) for cell in csv_row(event, zone)])
+        if out.tell() > 16384:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def _defuse(cell: Any) -> Any:
+    """Text a spreadsheet would take for a formula gets a leading apostrophe."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_START) else cell
+
+
+def _temp(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
