@@ -68,8 +68,9 @@ def history_paths(days: list[str], n: int, rng: random.Random) -> list[str]:
 
 def run(data_dir: Path, requests: int, seed: int) -> dict[str, list[float]]:
     rng = random.Random(seed)
-    config = defaults().replace(data__dir=str(data_dir), post__id=POST, time__zone=ZONE_NAME,
-                                camera__driver="none")
+    config = defaults().replace(
+        data__dir=str(data_dir), post__id=POST, time__zone=ZONE_NAME, camera__driver="none"
+    )
     with Post(config, mock=True) as post:
         client = create_app(config, post).test_client()
         days = sorted({s.min_day for s in post.store.closed})
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--requests", type=int, default=2000, help="per scenario")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 30,000 events over 30 days, 300 requests")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 30,000 events over 30 days, 300 requests"
+    )
     parser.add_argument("--dir", help="where to make the temporary data dir (a disk, not RAM)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     parser.add_argument("--seed", type=int, default=20261127)
@@ -101,16 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         gen = generate(base / "data", args.events, args.days, args.seed)
-        print(f"history: {gen['events']:,} events over {gen['days']} days generated in "
-              f"{gen['seconds']:.1f} s (today: {gen['active_events']:,} events)", flush=True)
+        print(
+            f"history: {gen['events']:,} events over {gen['days']} days generated in "
+            f"{gen['seconds']:.1f} s (today: {gen['active_events']:,} events)",
+            flush=True,
+        )
         results = run(base / "data", args.requests, args.seed)
     finally:
         if args.keep:
             print(f"kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    print(f"timing: perf_counter around Flask's test client (WSGI in-process); "
-          f"quantiles: {QUANTILE_METHOD}")
+    print(
+        f"timing: perf_counter around Flask's test client (WSGI in-process); "
+        f"quantiles: {QUANTILE_METHOD}"
+    )
     out: dict[str, Any] = {}
     passed = True
     for name, times in results.items():
@@ -120,12 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         ok = p95 <= TARGET_P95_MS
         passed = passed and (ok or not target)
         verdict = ("PASS" if ok else "FAIL") if target else "info"
-        print(f"{verdict:4}  {name:17} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max "
-              f"{max(times):7.2f} ms  over {len(times):,} requests")
-    out.update({"events": gen["events"], "days": gen["days"], "requests": args.requests,
-                "method": "flask test client, WSGI in-process", "target_p95_ms": TARGET_P95_MS,
-                "targets_passed": passed,
-                "wall_seconds": round(time.perf_counter() - started, 1)})
+        print(
+            f"{verdict:4}  {name:17} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max "
+            f"{max(times):7.2f} ms  over {len(times):,} requests"
+        )
+    out.update(
+        {
+            "events": gen["events"],
+            "days": gen["days"],
+            "requests": args.requests,
+            "method": "flask test client, WSGI in-process",
+            "target_p95_ms": TARGET_P95_MS,
+            "targets_passed": passed,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     print(json.dumps(out))
     return 0
 

@@ -36,65 +36,83 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posko",
         description="Posko: the entry-post station of a Kampung Tangguh village. Guards "
-                    "press buttons for people entering and leaving; entries are screened "
-                    "for fever; every press becomes a durable event in the data directory.",
+        "press buttons for people entering and leaving; entries are screened "
+        "for fever; every press becomes a durable event in the data directory.",
         epilog="Run `posko COMMAND --help` for the options of one command, and "
-               "`posko settings` for every setting of the configuration file.")
-    parser.add_argument("--config", metavar="FILE",
-                        help="TOML configuration (default /etc/posko/config.toml if present)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="data directory holding the events (overrides data.dir)")
+        "`posko settings` for every setting of the configuration file.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration (default /etc/posko/config.toml if present)",
+    )
+    parser.add_argument(
+        "--data", metavar="DIR", help="data directory holding the events (overrides data.dir)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     parser.add_argument("--version", action="version", version=f"posko {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
-        "run", help="run the station (buttons, thermometer, lights, store)",
+        "run",
+        help="run the station (buttons, thermometer, lights, store)",
         description="Run the station until stopped (Ctrl-C or SIGTERM). On a laptop, or "
-                    "with --mock, the GPIO pins are simulated; --demo then presses them "
-                    "by itself every few seconds.")
+        "with --mock, the GPIO pins are simulated; --demo then presses them "
+        "by itself every few seconds.",
+    )
     run.add_argument("--mock", action="store_true", help="use mock GPIO pins even on a Pi")
-    run.add_argument("--demo", action="store_true",
-                     help="press the mock buttons automatically (implies --mock)")
+    run.add_argument(
+        "--demo", action="store_true", help="press the mock buttons automatically (implies --mock)"
+    )
     run.add_argument("--web", metavar="HOST:PORT", help="address of the guard's page")
     run.add_argument("--broker", metavar="HOST:PORT", help="district MQTT broker")
 
     sim = commands.add_parser(
-        "simulate", help="drive N realistic presses through the real code and exit",
+        "simulate",
+        help="drive N realistic presses through the real code and exit",
         description="Press the mock buttons N times (residents, visitors, exits, fevers, "
-                    "re-checks, sensor faults, Batal, Darurat) on a virtual clock, through "
-                    "the same code as the real buttons, then exit.")
-    sim.add_argument("--presses", type=int, required=True, metavar="N",
-                     help="how many presses")
-    sim.add_argument("--jsonl", action="store_true",
-                     help="print each event as one JSON line once it is durable")
+        "re-checks, sensor faults, Batal, Darurat) on a virtual clock, through "
+        "the same code as the real buttons, then exit.",
+    )
+    sim.add_argument("--presses", type=int, required=True, metavar="N", help="how many presses")
+    sim.add_argument(
+        "--jsonl", action="store_true", help="print each event as one JSON line once it is durable"
+    )
     sim.add_argument("--seed", type=int, help="repeat the same run")
 
     status = commands.add_parser(
-        "status", help="show the post, event counts, sync backlog and store health",
+        "status",
+        help="show the post, event counts, sync backlog and store health",
         description="Show the post id, how many events are stored, today's counts, how many "
-                    "wait for the district, and whether the store is healthy. Works while "
-                    "the station runs.")
+        "wait for the district, and whether the store is healthy. Works while "
+        "the station runs.",
+    )
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
     export = commands.add_parser(
-        "export", help="write events to stdout as CSV or JSON lines",
+        "export",
+        help="write events to stdout as CSV or JSON lines",
         description="Write stored events to standard output, oldest first: CSV with a "
-                    "header row, or one JSON object per line. Without dates, all events.")
+        "header row, or one JSON object per line. Without dates, all events.",
+    )
     export.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="one day")
-    export.add_argument("--from", dest="first", type=_day, metavar="YYYY-MM-DD",
-                        help="first day of a range")
-    export.add_argument("--to", dest="last", type=_day, metavar="YYYY-MM-DD",
-                        help="last day of a range")
-    export.add_argument("--format", choices=("csv", "jsonl"), required=True,
-                        help="csv or jsonl")
+    export.add_argument(
+        "--from", dest="first", type=_day, metavar="YYYY-MM-DD", help="first day of a range"
+    )
+    export.add_argument(
+        "--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day of a range"
+    )
+    export.add_argument("--format", choices=("csv", "jsonl"), required=True, help="csv or jsonl")
 
     settings = commands.add_parser(
-        "settings", help="list every setting with its default, range and meaning",
+        "settings",
+        help="list every setting with its default, range and meaning",
         description="List every configuration setting: its TOML key, default, allowed "
-                    "values, meaning and POSKO_* environment variable.")
-    settings.add_argument("--toml", action="store_true",
-                          help="print a complete example configuration file instead")
+        "values, meaning and POSKO_* environment variable.",
+    )
+    settings.add_argument(
+        "--toml", action="store_true", help="print a complete example configuration file instead"
+    )
     _add_web_commands(commands)
     _add_sync_commands(commands)
     return parser
@@ -103,14 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_web_commands(commands: Any) -> None:
     """Subcommands of the guard's screen (web/), registered in COMMANDS."""
     pin = commands.add_parser(
-        "set-pin", help="set the admin PIN of the guard's page (settings, photos)",
+        "set-pin",
+        help="set the admin PIN of the guard's page (settings, photos)",
         description="Set the admin PIN that opens the settings and photos on the guard's "
-                    "page. There is no default PIN: until one is set, the settings stay "
-                    "locked. The PIN (6 to 12 digits) is asked twice and kept only as a "
-                    "salted scrypt hash in the data directory (admin_pin.json). It works "
-                    "while the station runs.")
-    pin.add_argument("--stdin", action="store_true",
-                     help="read the PIN from one line of standard input (for installers)")
+        "page. There is no default PIN: until one is set, the settings stay "
+        "locked. The PIN (6 to 12 digits) is asked twice and kept only as a "
+        "salted scrypt hash in the data directory (admin_pin.json). It works "
+        "while the station runs.",
+    )
+    pin.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the PIN from one line of standard input (for installers)",
+    )
     COMMANDS["set-pin"] = cmd_set_pin
 
 
@@ -183,14 +206,19 @@ def _with_page_settings(config: Config) -> Config:
 def _setup_logging(verbose: bool) -> None:
     # Under systemd, journald adds the time itself.
     stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format=stamp + "%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=stamp + "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _refuse_production(config: Config, what: str) -> None:
     if os.path.abspath(config["data.dir"]) == PRODUCTION_DATA:
-        raise UsageError(f"{what} makes up events: give it a scratch directory with --data DIR "
-                         f"(it will not write into the post's real {PRODUCTION_DATA})")
+        raise UsageError(
+            f"{what} makes up events: give it a scratch directory with --data DIR "
+            f"(it will not write into the post's real {PRODUCTION_DATA})"
+        )
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
@@ -205,13 +233,16 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     with Post(config, mock=args.mock or args.demo) as post, ExitStack() as services:
         page = _start_web(post, config, services)
         _start_sync(post, config, services)
-        print(f"posko: post {config['post.id']} is running; data in {post.data_dir}; "
-              "stop with Ctrl-C", file=sys.stderr, flush=True)
+        print(
+            f"posko: post {config['post.id']} is running; data in {post.data_dir}; "
+            "stop with Ctrl-C",
+            file=sys.stderr,
+            flush=True,
+        )
         if page:
             print(f"posko: the guard's page is at {page}", file=sys.stderr, flush=True)
         if args.demo:
-            threading.Thread(target=run_demo, args=(post, stop), name="demo",
-                             daemon=True).start()
+            threading.Thread(target=run_demo, args=(post, stop), name="demo", daemon=True).start()
         stop.wait()
         log.info("stopping")
     return 0
@@ -228,15 +259,17 @@ def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
     if live is not post.config:
         post.reconfigure(live)
     if not pin_path(post.data_dir).exists():
-        log.warning("no admin PIN yet: the page's settings stay locked until `posko "
-                    "set-pin` is run")
+        log.warning(
+            "no admin PIN yet: the page's settings stay locked until `posko set-pin` is run"
+        )
     server = WebServer(create_app(live, post), live)
     try:
         server.start()
     except OSError as e:
         server.close()
-        raise PoskoError(f"cannot serve the guard's page on {config['web.listen']}: "
-                         f"{e.strerror or e}") from e
+        raise PoskoError(
+            f"cannot serve the guard's page on {config['web.listen']}: {e.strerror or e}"
+        ) from e
     services.callback(server.close)
     return server.url
 
@@ -264,7 +297,13 @@ def _start_sync(post: Any, config: Config, services: ExitStack) -> None:
     """Start the sync worker thread for this post when mqtt.broker is set."""
     from sync.commands import start_worker
 
-    start_worker(post, services)
+    worker = start_worker(post, services)
+    if worker is not None:  # the guard's screen shows whether the district is reachable
+        post.sync_state = lambda: {
+            "connected": worker.state == "online",
+            "state": worker.state,
+            "error": worker.last_error,
+        }
 
 
 def cmd_simulate(config: Config, args: argparse.Namespace) -> int:
@@ -285,10 +324,12 @@ def cmd_simulate(config: Config, args: argparse.Namespace) -> int:
         except BrokenPipeError:  # `posko simulate --jsonl | head` keeps simulating quietly
             reader_gone.set()
 
-    counts = simulate(config, args.presses, seed=args.seed,
-                      on_event=emit if args.jsonl else None)
-    print(f"posko: {counts['presses']} presses, {counts['events']} events stored, "
-          f"{counts['no_event']} without an event", file=sys.stderr)
+    counts = simulate(config, args.presses, seed=args.seed, on_event=emit if args.jsonl else None)
+    print(
+        f"posko: {counts['presses']} presses, {counts['events']} events stored, "
+        f"{counts['no_event']} without an event",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -318,6 +359,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "last_seq": store.last_seq,
             "pending": store.pending,
             "acked": store.acked,
+            "last_sync": store.acked_at,
             "today": {"date": today, **summarize(store.on_day(today))},
             "store": store.health(),
             "clock": clock.state(),
@@ -337,7 +379,8 @@ def _status_text(r: dict[str, Any]) -> str:
         f"post        {r['post']} ({r['name']})",
         f"data        {r['data_dir']}  (station {running})",
         f"events      {r['events']} stored, last seq {r['last_seq']}",
-        f"sync        {r['pending']} waiting for the district (acknowledged up to {r['acked']})",
+        f"sync        {r['pending']} waiting for the district (acknowledged up to "
+        f"{r['acked']}, last at {r['last_sync'] or 'never'})",
         f"today       {t['date']}: {t['in']} in ({t['in_resident']} residents, "
         f"{t['in_visitor']} visitors), {t['out']} out, {t['refused']} refused, "
         f"{t['by_screening']['fault']} sensor faults",
@@ -346,8 +389,10 @@ def _status_text(r: dict[str, Any]) -> str:
     ]
     lines += [f"damage      {d}" for d in s["damage_found"]]
     if s["damaged_files_kept"]:
-        lines.append(f"set aside   {len(s['damaged_files_kept'])} damaged file(s) kept in "
-                     f"{r['data_dir']}/damaged")
+        lines.append(
+            f"set aside   {len(s['damaged_files_kept'])} damaged file(s) kept in "
+            f"{r['data_dir']}/damaged"
+        )
     return "\n".join(lines)
 
 
@@ -365,7 +410,10 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
-    "run": cmd_run, "simulate": cmd_simulate, "status": cmd_status, "export": cmd_export,
+    "run": cmd_run,
+    "simulate": cmd_simulate,
+    "status": cmd_status,
+    "export": cmd_export,
 }
 
 if __name__ == "__main__":

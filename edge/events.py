@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,7 +68,14 @@ def parse_time(text: str) -> datetime:
 
 def local_day(time_text: str, zone: ZoneInfo) -> str:
     """The post's calendar day (YYYY-MM-DD) of an event time."""
-    return parse_time(time_text).astimezone(zone).date().isoformat()
+    # Every zone's offset is whole minutes, so the minute decides the day: reading a day
+    # of history then converts about 1,440 distinct minutes instead of every event.
+    return _day_of_minute(time_text[:16], zone)
+
+
+@lru_cache(maxsize=4096)
+def _day_of_minute(minute: str, zone: ZoneInfo) -> str:
+    return datetime.fromisoformat(minute + ":00+00:00").astimezone(zone).date().isoformat()
 
 
 def make(

@@ -133,6 +133,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S")
+
+
 def _unused(path: Path) -> Path:
     """path, or path.1, path.2, ...: kept bytes are never overwritten."""
     n = 0
@@ -148,7 +152,7 @@ def recover(path: Path, damaged_dir: Path) -> tuple[Scan, Damage | None]:
     if not result.tail_bytes and not result.corrupt:
         return result, None
     damaged_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    stamp = _stamp()
     if not result.corrupt:
         kept = _unused(damaged_dir / f"{path.name}.tail-{stamp}")
         atomic_write(kept, data[result.good_end :])

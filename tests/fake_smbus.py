@@ -52,9 +52,7 @@ class FakeSMBus:
         self.calls: list[tuple[int, int, int]] = []
         self.closed = False
 
-    def read_i2c_block_data(
-        self, i2c_addr: int, register: int, length: int
-    ) -> list[int]:
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]:
         self.calls.append((i2c_addr, register, length))
         item = self.script[min(len(self.calls), len(self.script)) - 1]
         if isinstance(item, BaseException):

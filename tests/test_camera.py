@@ -92,9 +92,7 @@ def names(camera: FakePicamera2) -> list[str]:
 
 
 def test_camera_import_does_not_import_picamera2(tmp_path: Path) -> None:
-    (tmp_path / "picamera2.py").write_text(
-        ""
-    )  # importable, so only laziness keeps it out
+    (tmp_path / "picamera2.py").write_text("")  # importable, so only laziness keeps it out
     code = "import sys, sensors.camera; print('picamera2' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     result = subprocess.run(
@@ -116,9 +114,7 @@ def test_camera_capture_writes_the_file(picamera2, cameras, tmp_path: Path) -> N
     assert list(tmp_path.iterdir()) == [photo]  # no .part left behind
 
 
-def test_camera_opens_lazily_and_starts_once(
-    picamera2, cameras, tmp_path: Path
-) -> None:
+def test_camera_opens_lazily_and_starts_once(picamera2, cameras, tmp_path: Path) -> None:
     camera = cameras(resolution=(640, 480))
     assert picamera2.instances == []
     camera.capture(tmp_path / "a.jpg")
@@ -156,17 +152,13 @@ def test_camera_close_is_idempotent(picamera2, cameras, tmp_path: Path) -> None:
     assert names(picamera2.instances[0]).count("close") == 1
 
 
-def test_camera_missing_picamera2_is_a_helpful_error(
-    monkeypatch, cameras, tmp_path
-) -> None:
+def test_camera_missing_picamera2_is_a_helpful_error(monkeypatch, cameras, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(CameraError, match="sudo apt install python3-picamera2"):
         cameras().capture(tmp_path / "a.jpg")
 
 
-def test_camera_failed_open_releases_ownership(
-    picamera2, cameras, tmp_path: Path
-) -> None:
+def test_camera_failed_open_releases_ownership(picamera2, cameras, tmp_path: Path) -> None:
     picamera2.fail_on = "start"
     with pytest.raises(CameraError, match="could not start"):
         cameras().open()
@@ -182,9 +174,7 @@ def test_camera_failed_start_closes_the_device(picamera2, cameras) -> None:
     assert names(picamera2.instances[0])[-1] == "close"
 
 
-def test_camera_failed_capture_leaves_no_file(
-    picamera2, cameras, tmp_path: Path
-) -> None:
+def test_camera_failed_capture_leaves_no_file(picamera2, cameras, tmp_path: Path) -> None:
     camera = cameras()
     camera.open()
     picamera2.fail_on = "capture_file"
@@ -226,9 +216,7 @@ def test_open_camera_none_is_no_camera() -> None:
     assert open_camera("none") is None
 
 
-@pytest.mark.parametrize(
-    ("driver", "kind"), [("fake", FakeCamera), ("picamera2", PiCamera)]
-)
+@pytest.mark.parametrize(("driver", "kind"), [("fake", FakeCamera), ("picamera2", PiCamera)])
 def test_open_camera_builds_the_named_driver(
     driver: str, kind: type[FakeCamera | PiCamera]
 ) -> None:

@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import pytest
 from tinydb import Query
 
 from edge import events as ev
+from edge import journal
 from edge.errors import AppendOnlyError, DataDirBusy, StoreError, StoreUnavailable
 from edge.journal import JournalStorage, encode
 from edge.store import EventStore, segment_name
@@ -557,7 +557,7 @@ def test_store_torn_tail_seq_is_not_reused_after_another_reopen(
 def test_store_tails_cut_within_one_second_are_all_kept(
     open_store: OpenStore, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(time, "strftime", lambda *args: "20260101T080000")  # one second
+    monkeypatch.setattr(journal, "_stamp", lambda: "20260101T080000")  # one second
     store = open_store()
     append_events(store, 2)
     store.close()

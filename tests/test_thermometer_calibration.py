@@ -34,9 +34,7 @@ def test_calibration_accepts_the_plausible_bounds(value: float) -> None:
     assert calibrated(value).celsius == value
 
 
-@pytest.mark.parametrize(
-    ("value", "offset"), [(29.9, 0.0), (43.1, 0.0), (42.8, 0.5), (30.3, -0.5)]
-)
+@pytest.mark.parametrize(("value", "offset"), [(29.9, 0.0), (43.1, 0.0), (42.8, 0.5), (30.3, -0.5)])
 def test_calibration_implausible_value_is_a_fault(value: float, offset: float) -> None:
     reading = calibrated(value, offset=offset)
     assert reading.fault == "implausible"

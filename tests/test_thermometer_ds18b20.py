@@ -26,9 +26,7 @@ def maxim_crc(data: bytes) -> int:
     return crc
 
 
-def w1_slave(
-    millidegrees: int, *, verdict: str | None = None, zeros: bool = False
-) -> str:
+def w1_slave(millidegrees: int, *, verdict: str | None = None, zeros: bool = False) -> str:
     """The text the kernel shows for a probe holding `millidegrees`."""
     if zeros:
         scratchpad = bytes(9)
@@ -134,9 +132,7 @@ def test_ds18b20_garbled_file_is_a_fault(probe, text: str) -> None:
 
 
 def test_ds18b20_unreadable_file_is_a_read_error(w1: Path) -> None:
-    (w1 / DEVICE / "w1_slave").mkdir(
-        parents=True
-    )  # reading a directory fails with EISDIR
+    (w1 / DEVICE / "w1_slave").mkdir(parents=True)  # reading a directory fails with EISDIR
     assert DS18B20(base_dir=w1).read().fault == "read_error"
 
 

@@ -20,9 +20,14 @@ from web.overrides import apply_overrides, load_overrides, toml_string
 from web.pin import MAX_MISSES, AdminPin, PinError, set_pin
 
 PIN = "246810"
-FORM = {"post.name": "Posko RW 05", "screening.threshold_c": "37.5",
-        "screening.recheck_wait_s": "240", "thermometer.offset_c": "0.3",
-        "camera.driver": "none", "web.language": "id"}
+FORM = {
+    "post.name": "Posko RW 05",
+    "screening.threshold_c": "37.5",
+    "screening.recheck_wait_s": "240",
+    "thermometer.offset_c": "0.3",
+    "camera.driver": "none",
+    "web.language": "id",
+}
 
 
 @pytest.fixture
@@ -80,8 +85,7 @@ def test_web_pin_must_be_6_to_12_digits(tmp_path: Path) -> None:
     assert "123456" not in stored.read_text()  # a salted hash only
 
 
-def test_web_settings_apply_live_persist_and_are_recorded(screen: Screen,
-                                                          config: Config) -> None:
+def test_web_settings_apply_live_persist_and_are_recorded(screen: Screen, config: Config) -> None:
     assert screen.sign_in(PIN).status_code == 302
     response = screen.post_form("/settings", FORM)
     assert response.status_code == 302
@@ -99,14 +103,22 @@ def test_web_settings_apply_live_persist_and_are_recorded(screen: Screen,
     assert "Posko RW 05" in screen.text("/")
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("screening.threshold_c", "41"), ("screening.threshold_c", "panas"),
-    ("screening.threshold_c", "nan"), ("screening.recheck_wait_s", "1.5"),
-    ("thermometer.offset_c", "-9"), ("camera.driver", "webcam"), ("web.language", "fr"),
-    ("post.name", "n" * 101),
-])
-def test_web_bad_settings_are_refused_like_the_config_file(screen: Screen, key: str,
-                                                           value: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("screening.threshold_c", "41"),
+        ("screening.threshold_c", "panas"),
+        ("screening.threshold_c", "nan"),
+        ("screening.recheck_wait_s", "1.5"),
+        ("thermometer.offset_c", "-9"),
+        ("camera.driver", "webcam"),
+        ("web.language", "fr"),
+        ("post.name", "n" * 101),
+    ],
+)
+def test_web_bad_settings_are_refused_like_the_config_file(
+    screen: Screen, key: str, value: str
+) -> None:
     screen.sign_in(PIN)
     before = screen.post.config
     response = screen.post_form("/settings", {**FORM, key: value})
@@ -132,8 +144,7 @@ def test_web_lan_is_refused_unless_allowed(screen: Screen) -> None:
 
 def test_web_every_post_needs_the_csrf_token(screen: Screen) -> None:
     screen.sign_in(PIN)
-    for path in ("/press", "/settings", "/login", "/logout", "/recheck/1",
-                 "/visitors/1/departed"):
+    for path in ("/press", "/settings", "/login", "/logout", "/recheck/1", "/visitors/1/departed"):
         response = screen.post_form(path, {"button": "masuk_warga", **FORM}, token=False)
         assert response.status_code == 400, path
     forged = screen.client.post("/press", data={"button": "masuk_warga", "csrf_token": "x"})
@@ -164,16 +175,20 @@ def test_web_logout_ends_the_admin_session(screen: Screen) -> None:
 
 
 def test_web_unknown_pages_and_methods_never_show_a_trace(screen: Screen) -> None:
-    for response in (screen.get("/nothing-here"), screen.client.delete("/"),
-                     screen.get("/event/abc")):
+    for response in (
+        screen.get("/nothing-here"),
+        screen.client.delete("/"),
+        screen.get("/event/abc"),
+    ):
         body = response.get_data(as_text=True)
         assert response.status_code in (404, 405) and "Traceback" not in body
     headers = screen.get("/").headers
     assert "default-src 'self'" in headers["Content-Security-Policy"]
 
 
-def test_web_crash_in_a_view_is_a_plain_500(screen: Screen,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_web_crash_in_a_view_is_a_plain_500(
+    screen: Screen, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(day: str) -> None:
         raise RuntimeError("secret internals")
 
@@ -196,10 +211,10 @@ def test_web_overrides_file_round_trips_any_text(config: Config) -> None:
 def test_web_set_pin_command(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
     command = [sys.executable, "-m", "edge.cli", "--data", str(tmp_path), "set-pin", "--stdin"]
-    bad = subprocess.run(command, input="12\n", capture_output=True, text=True, env=env,
-                         timeout=60)
+    bad = subprocess.run(command, input="12\n", capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "6 to 12 digits" in bad.stderr
-    good = subprocess.run(command, input=f"{PIN}\n", capture_output=True, text=True, env=env,
-                          timeout=60)
+    good = subprocess.run(
+        command, input=f"{PIN}\n", capture_output=True, text=True, env=env, timeout=60
+    )
     assert good.returncode == 0, good.stderr
     assert AdminPin(tmp_path).check(PIN).ok

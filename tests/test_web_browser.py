@@ -23,15 +23,25 @@ from tests.web_support import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 2000  # the issue: the count and the event appear within 2 s of a press
 
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (`make test` installs it)",
-                allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api",
-                                 reason="playwright is not installed (pip install -e '.[test]')")
+    pytest.skip(
+        "Debian's chromium is not installed (`make test` installs it)", allow_module_level=True
+    )
+playwright = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
+)
 expect = playwright.expect
 
 
@@ -52,8 +62,13 @@ def served(config: Config, tmp_path: Path) -> Iterator[tuple[Post, str]]:
     cfg = config.replace(post__name="Posko RW 05 Sukamaju")
     simulate(cfg, 260, seed=5)  # a realistic morning at the post, ending now
     clock = TrustedClock()
-    with Post(cfg, mock=True, clock=clock, use_config_sensors=False,
-              thermometer=ScriptedThermometer([36.6, 36.4, 36.8, 36.5])) as post:
+    with Post(
+        cfg,
+        mock=True,
+        clock=clock,
+        use_config_sensors=False,
+        thermometer=ScriptedThermometer([36.6, 36.4, 36.8, 36.5]),
+    ) as post:
         last = parse_time(post.store.recent(1)[0]["time"])
         clock.offset = max(last - clock.now() + timedelta(seconds=20), timedelta(0))
         server = serve(post, cfg)
@@ -67,8 +82,13 @@ def served(config: Config, tmp_path: Path) -> Iterator[tuple[Post, str]]:
 def page(tmp_path: Path) -> Iterator[Any]:
     with playwright.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=ARGS, viewport={"width": 800, "height": 480}, locale="id-ID")
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 800, "height": 480},
+            locale="id-ID",
+        )
         try:
             yield context.new_page()
         finally:
@@ -81,8 +101,9 @@ def test_web_browser_press_updates_the_live_view(served: tuple[Post, str], page:
     residents = page.locator("#c-in-resident")
     before = int(residents.inner_text())
     expect(page.locator("#events .ev").first).to_be_visible()
-    size = page.evaluate("[document.documentElement.scrollWidth, "
-                         "document.documentElement.scrollHeight]")
+    size = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+    )
     assert size == [800, 480]  # the live view fits without scrolling
 
     page.locator("button[data-button=masuk_warga]").click()
@@ -120,8 +141,7 @@ def test_web_browser_darurat_fires_only_when_held(served: tuple[Post, str], page
     assert post.store.recent(1)[0]["kind"] == "emergency"
 
 
-def test_web_browser_day_report_prints_on_one_a4_page(served: tuple[Post, str],
-                                                      page: Any) -> None:
+def test_web_browser_day_report_prints_on_one_a4_page(served: tuple[Post, str], page: Any) -> None:
     _, url = served
     page.goto(url + "report")
     expect(page.locator("svg.chart")).to_be_visible()

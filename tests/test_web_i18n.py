@@ -40,7 +40,8 @@ def test_web_catalogs_have_the_same_keys_and_no_empty_words() -> None:
         assert all(value.strip() for value in words.values()), lang
         for key, value in words.items():  # the same {fields} in both languages
             assert set(re.findall(r"{(\w+)}", value)) == set(
-                re.findall(r"{(\w+)}", catalogs["id"][key])), (lang, key)
+                re.findall(r"{(\w+)}", catalogs["id"][key])
+            ), (lang, key)
 
 
 def test_web_catalog_files_are_plain_json_objects() -> None:
@@ -60,8 +61,11 @@ def test_web_templates_have_no_untranslated_text(path: Path) -> None:
 
 def test_web_every_key_used_in_a_template_exists() -> None:
     words = load_catalogs()["id"]
-    used = {key for path in TEMPLATES.glob("*.html")
-            for key in KEY_CALL.findall(path.read_text(encoding="utf-8"))}
+    used = {
+        key
+        for path in TEMPLATES.glob("*.html")
+        for key in KEY_CALL.findall(path.read_text(encoding="utf-8"))
+    }
     assert used and not used - set(words), used - set(words)
 
 
@@ -73,11 +77,19 @@ def test_web_script_shows_no_words_of_its_own() -> None:
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_web_every_page_resolves_its_words(open_post: Callable[..., Post], clock: VirtualClock,
-                                           lang: str) -> None:
+def test_web_every_page_resolves_its_words(
+    open_post: Callable[..., Post], clock: VirtualClock, lang: str
+) -> None:
     screen = Screen(open_post([36.6, 38.0, "i2c_error", 38.5, 38.5]))
-    for button in ("masuk_warga", "masuk_pendatang", "masuk_warga", "keluar_pendatang",
-                   "masuk_warga", "batal", "masuk_pendatang"):
+    for button in (
+        "masuk_warga",
+        "masuk_pendatang",
+        "masuk_warga",
+        "keluar_pendatang",
+        "masuk_warga",
+        "batal",
+        "masuk_pendatang",
+    ):
         screen.press(button)
     screen.press("darurat", confirm="1")
     screen.post_form("/visitors/2", {"name": "Ani", "nik": "1234567890123456"})
@@ -86,8 +98,19 @@ def test_web_every_page_resolves_its_words(open_post: Callable[..., Post], clock
     screen.get(f"/lang/{lang}")
     prefixes = {key.split(".")[0] for key in load_catalogs()[lang]}
     key_like = re.compile(rf"\b({'|'.join(prefixes)})\.[a-z_]+\b(?!\.(css|js|svg))")
-    for path in ("/", "/live/panel", "/visitors", "/visitors/2", "/report", "/history",
-                 "/event/2", "/event/9", "/darurat", "/login", "/nowhere"):
+    for path in (
+        "/",
+        "/live/panel",
+        "/visitors",
+        "/visitors/2",
+        "/report",
+        "/history",
+        "/event/2",
+        "/event/9",
+        "/darurat",
+        "/login",
+        "/nowhere",
+    ):
         html = screen.get(path).get_data(as_text=True)
         body = re.sub(r'(href|src|action|data-[a-z-]+)="[^"]*"', "", html)
         assert not key_like.search(body), (path, key_like.search(body))

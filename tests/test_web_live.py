@@ -81,7 +81,8 @@ def test_web_press_without_javascript_redirects_with_a_message(screen: Screen) -
 
 
 def test_web_fever_shows_amber_banner_with_countdown_then_recheck(
-        screen: Screen, clock: VirtualClock) -> None:
+    screen: Screen, clock: VirtualClock
+) -> None:
     screen.press("masuk_warga")  # 36.6
     screen.press("masuk_pendatang")  # 38.0: wait and measure again
     html = screen.text("/live/panel")
@@ -115,8 +116,9 @@ def test_web_recheck_of_nobody_waiting_is_404(screen: Screen) -> None:
     assert screen.post.store.count == 0
 
 
-def test_web_physical_press_appears_on_the_panel(open_post: Callable[..., Post],
-                                                  clock: VirtualClock) -> None:
+def test_web_physical_press_appears_on_the_panel(
+    open_post: Callable[..., Post], clock: VirtualClock
+) -> None:
     guard = Guard(open_post([36.6]), clock)
     screen = Screen(guard.post)
     guard.press("keluar_pendatang")
@@ -129,8 +131,9 @@ def test_web_sensor_fault_is_grey(open_post: Callable[..., Post]) -> None:
     assert 'data-kind="fault"' in screen.text("/live/panel")
 
 
-def test_web_status_shows_sync_store_and_untrusted_clock(screen: Screen,
-                                                         clock: VirtualClock) -> None:
+def test_web_status_shows_sync_store_and_untrusted_clock(
+    screen: Screen, clock: VirtualClock
+) -> None:
     screen.press("masuk_warga")
     html = screen.text("/live/panel")
     assert "Sinkron belum diatur · 1 antre kirim" in html

@@ -20,8 +20,15 @@ TODAY = "2026-11-27"  # the virtual clock starts at 08:00 in Jakarta on this day
 @pytest.fixture
 def screen(open_post: Callable[..., Post], clock: VirtualClock) -> Screen:
     screen = Screen(open_post([36.6, 38.2, 36.8, "i2c_error", 38.0, 37.6]))
-    for button in ("masuk_warga", "masuk_pendatang", "masuk_warga", "masuk_warga",
-                   "masuk_pendatang", "keluar_warga", "keluar_pendatang"):
+    for button in (
+        "masuk_warga",
+        "masuk_pendatang",
+        "masuk_warga",
+        "masuk_warga",
+        "masuk_pendatang",
+        "keluar_warga",
+        "keluar_pendatang",
+    ):
         screen.press(button)
     clock.advance(3600)
     screen.post_form("/recheck/2", as_json=True)  # 37.6 at the second reading: refused
@@ -37,7 +44,8 @@ def test_web_summary_json_has_the_figures_of_the_day(screen: Screen) -> None:
     assert data is not None
     expected = summarize(screen.post.store.on_day(TODAY))
     assert {k: data[k] for k in ("in", "out", "visitors_inside", "by_screening")} == {
-        k: expected[k] for k in ("in", "out", "visitors_inside", "by_screening")}
+        k: expected[k] for k in ("in", "out", "visitors_inside", "by_screening")
+    }
     assert data["date"] == TODAY and data["in"] == 5 and data["out"] == 2
     assert data["fevers"] == 2 and data["refused"] == 1 and data["referrals"] == 1
     assert data["sensor_faults"] == 1 and data["voided"] == 1
@@ -51,11 +59,20 @@ def test_web_summary_defaults_to_today_and_knows_empty_days(screen: Screen) -> N
     assert empty is not None and empty["in"] == 0 and empty["by_screening"]["normal"] == 0
 
 
-@pytest.mark.parametrize("date", ["2026-13-01", "2026-02-30", "yesterday", "27-11-2026",
-                                  "20261127", "2026-11-27T00:00", "9" * 500])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2026-13-01",
+        "2026-02-30",
+        "yesterday",
+        "27-11-2026",
+        "20261127",
+        "2026-11-27T00:00",
+        "9" * 500,
+    ],
+)
 @pytest.mark.parametrize("path", ["/api/summary", "/report", "/history", "/export.csv"])
-def test_web_malformed_dates_are_400_without_a_trace(screen: Screen, path: str,
-                                                     date: str) -> None:
+def test_web_malformed_dates_are_400_without_a_trace(screen: Screen, path: str, date: str) -> None:
     response = screen.get(path, query_string={"date": date})
     assert response.status_code == 400
     assert "Traceback" not in response.get_data(as_text=True)
@@ -68,7 +85,7 @@ def test_web_report_shows_figures_chart_and_referral(screen: Screen) -> None:
     assert 'id="r-in-resident">3<' in html and 'id="r-refusals">1<' in html
     assert "<svg" in html and 'class="res"' in html  # the server-rendered chart
     assert "#2" in html and "38.2" in html and "37.6" in html  # both readings of the referral
-    assert "<script src=\"http" not in html  # nothing from a CDN
+    assert '<script src="http' not in html  # nothing from a CDN
 
 
 def test_web_report_prints_on_a_page(screen: Screen) -> None:
@@ -95,7 +112,7 @@ def test_web_csv_export_of_a_range_and_bad_ranges(screen: Screen) -> None:
 
 
 def test_web_csv_defuses_spreadsheet_formulas(screen: Screen) -> None:
-    screen.post_form("/visitors/2", {"name": "=HYPERLINK(\"http://x\")"})
+    screen.post_form("/visitors/2", {"name": '=HYPERLINK("http://x")'})
     text = screen.get(f"/export.csv?date={TODAY}").get_data(as_text=True)
     assert "\n=" not in text and ",=" not in text
 
@@ -109,8 +126,10 @@ def test_web_history_filters_and_pages(screen: Screen) -> None:
     assert refused.count('class="ev ') == 1
 
 
-@pytest.mark.parametrize("query", ["kind=teleport", "who=alien", "screening=maybe",
-                                   "page=abc", "page=0", "page=-3", "page=1e9"])
+@pytest.mark.parametrize(
+    "query",
+    ["kind=teleport", "who=alien", "screening=maybe", "page=abc", "page=0", "page=-3", "page=1e9"],
+)
 def test_web_history_bad_filters_are_400(screen: Screen, query: str) -> None:
     assert screen.get(f"/history?date={TODAY}&{query}").status_code == 400
 

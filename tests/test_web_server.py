@@ -40,8 +40,9 @@ def test_web_binds_loopback_unless_lan_access(config: Config) -> None:
     assert bind_address(lan.replace(web__listen="10.0.0.5:81")) == ("10.0.0.5", 81)
 
 
-def test_web_server_streams_an_event_within_a_second(served: tuple[Post, WebServer],
-                                                     clock: object) -> None:
+def test_web_server_streams_an_event_within_a_second(
+    served: tuple[Post, WebServer], clock: object
+) -> None:
     post, server = served
     host, port = server.address
     conn = http.client.HTTPConnection(host, port, timeout=10)
@@ -69,8 +70,7 @@ def test_web_server_serves_pages_and_health(served: tuple[Post, WebServer]) -> N
         assert "Masuk Warga" in answer.read().decode()
 
 
-def test_web_lan_access_moves_the_server_without_a_restart(
-        served: tuple[Post, WebServer]) -> None:
+def test_web_lan_access_moves_the_server_without_a_restart(served: tuple[Post, WebServer]) -> None:
     post, server = served
     port = server.address[1]
     server.services.reconfigure(post.config.replace(web__lan_access=True))
@@ -84,8 +84,7 @@ def test_web_lan_access_moves_the_server_without_a_restart(
     assert server.address == ("127.0.0.1", port)
 
 
-def test_web_server_close_ends_open_streams(open_post: Callable[..., Post],
-                                            config: Config) -> None:
+def test_web_server_close_ends_open_streams(open_post: Callable[..., Post], config: Config) -> None:
     post = open_post()
     guard = Guard(post, post.clock)  # type: ignore[arg-type]
     server = serve(post, config)
@@ -104,8 +103,21 @@ def test_web_posko_run_serves_the_page(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
     station = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "--data", str(tmp_path / "d"), "run", "--mock",
-         "--web", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "--data",
+            str(tmp_path / "d"),
+            "run",
+            "--mock",
+            "--web",
+            f"127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert station.stderr is not None
         for line in station.stderr:

@@ -16,8 +16,15 @@ from tests.web_support import Screen
 from web.forms import visitor_details
 
 NIK = "3201234567890123"
-DETAILS = {"name": "Budi Santoso", "origin": "Kab. Garut", "host": "Pak Ahmad, RT 03",
-           "purpose": "keluarga", "stay_days": "2", "phone": "+62 812-3456-7890", "nik": NIK}
+DETAILS = {
+    "name": "Budi Santoso",
+    "origin": "Kab. Garut",
+    "host": "Pak Ahmad, RT 03",
+    "purpose": "keluarga",
+    "stay_days": "2",
+    "phone": "+62 812-3456-7890",
+    "nik": NIK,
+}
 
 
 @pytest.fixture
@@ -36,8 +43,9 @@ def test_web_visitor_details_become_an_event_pointing_at_the_entry(screen: Scree
     assert event["data"]["nik"] == NIK  # kept whole on the Pi, masked wherever shown
 
 
-@pytest.mark.parametrize("path", ["/visitors", "/visitors/1", "/event/2", "/history",
-                                  "/export.csv"])
+@pytest.mark.parametrize(
+    "path", ["/visitors", "/visitors/1", "/event/2", "/history", "/export.csv"]
+)
 def test_web_nik_is_masked_everywhere_it_is_shown(screen: Screen, path: str) -> None:
     screen.post_form("/visitors/1", DETAILS)
     text = screen.text(path)
@@ -65,17 +73,21 @@ def test_web_script_in_a_name_is_shown_as_text(screen: Screen) -> None:
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-@pytest.mark.parametrize(("field", "value", "error"), [
-    ("name", "x" * 81, "Terlalu panjang"),
-    ("purpose", "y" * 121, "Terlalu panjang"),
-    ("nik", "12345", "NIK harus 16 angka"),
-    ("nik", "320123456789012X", "NIK harus 16 angka"),
-    ("phone", "call me", "Nomor telepon tidak sah"),
-    ("stay_days", "-1", "Isi jumlah hari 0 sampai 90"),
-    ("stay_days", "9999999999999", "Isi jumlah hari 0 sampai 90"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("name", "x" * 81, "Terlalu panjang"),
+        ("purpose", "y" * 121, "Terlalu panjang"),
+        ("nik", "12345", "NIK harus 16 angka"),
+        ("nik", "320123456789012X", "NIK harus 16 angka"),
+        ("phone", "call me", "Nomor telepon tidak sah"),
+        ("stay_days", "-1", "Isi jumlah hari 0 sampai 90"),
+        ("stay_days", "9999999999999", "Isi jumlah hari 0 sampai 90"),
+    ],
+)
 def test_web_bad_visitor_fields_are_refused_and_nothing_is_stored(
-        screen: Screen, field: str, value: str, error: str) -> None:
+    screen: Screen, field: str, value: str, error: str
+) -> None:
     response = screen.post_form("/visitors/1", {**DETAILS, field: value})
     assert response.status_code == 400
     assert error in response.get_data(as_text=True)
@@ -101,8 +113,9 @@ def test_web_details_only_for_a_visitor_entry(screen: Screen) -> None:
     assert screen.post.store.count == 2
 
 
-def test_web_overdue_after_24_hours_until_marked_departed(screen: Screen,
-                                                          clock: VirtualClock) -> None:
+def test_web_overdue_after_24_hours_until_marked_departed(
+    screen: Screen, clock: VirtualClock
+) -> None:
     screen.post_form("/visitors/1", {"name": "Siti"})
     assert "Tidak ada pendatang yang lewat waktu" in screen.text("/visitors")
     clock.advance(24 * 3600 + 60)
@@ -131,11 +144,18 @@ def test_web_visitor_form_needs_csrf(screen: Screen) -> None:
 
 
 text = st.text(max_size=150)
-form_values = st.fixed_dictionaries({}, optional={
-    "name": text, "origin": text, "host": text, "purpose": text,
-    "stay_days": st.one_of(text, st.integers(-5, 200).map(str)),
-    "phone": text, "nik": st.one_of(text, st.from_regex(r"\A[0-9]{16}\Z")),
-})
+form_values = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": text,
+        "origin": text,
+        "host": text,
+        "purpose": text,
+        "stay_days": st.one_of(text, st.integers(-5, 200).map(str)),
+        "phone": text,
+        "nik": st.one_of(text, st.from_regex(r"\A[0-9]{16}\Z")),
+    },
+)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

@@ -41,8 +41,15 @@ class Screen:
             self._token = found.group(1)
         return self._token
 
-    def post_form(self, path: str, data: dict[str, Any] | None = None, *,
-                  as_json: bool = False, token: bool = True, **kwargs: Any) -> TestResponse:
+    def post_form(
+        self,
+        path: str,
+        data: dict[str, Any] | None = None,
+        *,
+        as_json: bool = False,
+        token: bool = True,
+        **kwargs: Any,
+    ) -> TestResponse:
         form = dict(data or {})
         if token:
             form["csrf_token"] = self.token()

@@ -62,9 +62,18 @@ def hourly_chart(hourly: list[tuple[int, int]]) -> Chart:
         rh = plot_h * residents / top
         vh = plot_h * visitors / top
         x = LEFT + hour * slot + slot * 0.15
-        bars.append(Bar(hour, round(x, 1), round(slot * 0.7, 1), round(base - rh, 1),
-                        round(rh, 1), round(base - rh - vh, 1), round(vh, 1),
-                        residents, visitors))
-    ticks = [(round(base - plot_h * k / 4, 1), top * k // 4) for k in range(5)
-             if top * k % 4 == 0]
+        bars.append(
+            Bar(
+                hour,
+                round(x, 1),
+                round(slot * 0.7, 1),
+                round(base - rh, 1),
+                round(rh, 1),
+                round(base - rh - vh, 1),
+                round(vh, 1),
+                residents,
+                visitors,
+            )
+        )
+    ticks = [(round(base - plot_h * k / 4, 1), top * k // 4) for k in range(5) if top * k % 4 == 0]
     return Chart(WIDTH, HEIGHT, bars, ticks, base, LEFT, WIDTH - RIGHT)

@@ -59,17 +59,20 @@ def compute(day: str, events: list[dict[str, Any]], zone: ZoneInfo) -> DayFigure
             hour = parse_time(e["time"]).astimezone(zone).hour
             hourly[hour][0 if e.get("who") == "resident" else 1] += 1
     second = [e for e in live if e["kind"] == Kind.RECHECK]
-    referrals = [{"entry": entries.get(e.get("ref", -1)), "recheck": e} for e in second
-                 if e.get("screening") == Screening.REFUSED]
-    latest = next((e for e in reversed(live)
-                   if e["kind"] in SCREENED and e.get("screening")), None)
+    referrals = [
+        {"entry": entries.get(e.get("ref", -1)), "recheck": e}
+        for e in second
+        if e.get("screening") == Screening.REFUSED
+    ]
+    latest = next((e for e in reversed(live) if e["kind"] in SCREENED and e.get("screening")), None)
     return DayFigures(
         day=day,
         summary=summarize(events),
         hourly=[(r, v) for r, v in hourly],
         rechecks=sum(1 for e in second if e.get("screening") != Screening.FAULT),
-        faults=sum(1 for e in live
-                   if e["kind"] in SCREENED and e.get("screening") == Screening.FAULT),
+        faults=sum(
+            1 for e in live if e["kind"] in SCREENED and e.get("screening") == Screening.FAULT
+        ),
         referrals=referrals,
         latest=latest,
         visitor_details=sum(1 for e in live if e["kind"] == Kind.VISITOR),

@@ -28,13 +28,17 @@ SETTING_TEXT_MAX = 100
 
 def _clean(text: str) -> str:
     """One trimmed line: control characters dropped, every kind of space a plain one."""
-    kept = (" " if unicodedata.category(c)[0] == "Z" else c for c in text
-            if unicodedata.category(c)[0] != "C")
+    kept = (
+        " " if unicodedata.category(c)[0] == "Z" else c
+        for c in text
+        if unicodedata.category(c)[0] != "C"
+    )
     return "".join(kept).strip()
 
 
-def visitor_details(form: Mapping[str, str], previous: Mapping[str, Any]
-                    ) -> tuple[dict[str, Any], dict[str, str]]:
+def visitor_details(
+    form: Mapping[str, str], previous: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """(data for a Kind.VISITOR event, errors by field). An empty NIK keeps the previous one."""
     data: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -70,8 +74,9 @@ def settings_values(config: Config) -> dict[str, Any]:
     return {key: config[key] for key in PAGE_KEYS}
 
 
-def settings_change(config: Config, form: Mapping[str, str]
-                    ) -> tuple[Config | None, dict[str, Any], dict[str, str]]:
+def settings_change(
+    config: Config, form: Mapping[str, str]
+) -> tuple[Config | None, dict[str, Any], dict[str, str]]:
     """(new config or None, changes {key: (old, new)}, errors by key) for the settings form."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}

@@ -19,8 +19,10 @@ CATALOG_DIR = Path(__file__).resolve().parent / "i18n"
 
 
 def load_catalogs() -> dict[str, dict[str, str]]:
-    return {lang: json.loads((CATALOG_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-            for lang in LANGUAGES}
+    return {
+        lang: json.loads((CATALOG_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+        for lang in LANGUAGES
+    }
 
 
 def init_app(app: Flask, default_language: Callable[[], str]) -> None:

@@ -24,8 +24,9 @@ RETRY_MS = 2000  # how long a browser waits before reconnecting a closed stream
 class Hub:
     """Fans the station's events out to the open streams."""
 
-    def __init__(self, limit: Callable[[], int], *, keepalive_s: float = 15.0,
-                 lifetime_s: float = 600.0) -> None:
+    def __init__(
+        self, limit: Callable[[], int], *, keepalive_s: float = 15.0, lifetime_s: float = 600.0
+    ) -> None:
         self._limit = limit
         self.keepalive_s = keepalive_s
         self.lifetime_s = lifetime_s

@@ -47,8 +47,12 @@ def set_pin(data_dir: str | Path, pin: str) -> None:
     if not PIN_PATTERN.match(pin):
         raise PinError("the PIN must be 6 to 12 digits")
     salt = secrets.token_bytes(16)
-    record = {"algo": "scrypt", **SCRYPT, "salt": salt.hex(),
-              "hash": _hash(pin, salt, **SCRYPT).hex()}
+    record = {
+        "algo": "scrypt",
+        **SCRYPT,
+        "salt": salt.hex(),
+        "hash": _hash(pin, salt, **SCRYPT).hex(),
+    }
     write_private(pin_path(data_dir), json.dumps(record).encode())
 
 
@@ -62,8 +66,9 @@ class Verdict:
 class AdminPin:
     """Checks PINs against the stored hash, with a lockout shared by every browser."""
 
-    def __init__(self, data_dir: str | Path,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, data_dir: str | Path, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = pin_path(data_dir)
         self._monotonic = monotonic
         self._lock = threading.Lock()

@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 SECRET_FILE = "web_secret.key"
 ADMIN_SESSION_S = 600  # an admin stays signed in this long after the last admin page
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
 JSON_PATHS = ("/api/", "/healthz", "/press", "/recheck/", "/live/")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,8 +112,11 @@ def init_app(app: Flask, lan_allowed: Callable[[], bool]) -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS") and request.routing_exception is None:
             sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
             expected = session.get("csrf")
-            if not (isinstance(expected, str) and sent
-                    and hmac.compare_digest(sent.encode(), expected.encode())):
+            if not (
+                isinstance(expected, str)
+                and sent
+                and hmac.compare_digest(sent.encode(), expected.encode())
+            ):
                 abort(400, "csrf")
 
     @app.after_request

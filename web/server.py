@@ -30,8 +30,11 @@ def bind_address(config: Config) -> tuple[str, int]:
     host = host.strip("[]")
     if not config["web.lan_access"]:
         if not _is_loopback(host):
-            log.warning("web.listen %s is not loopback but web.lan_access is off: "
-                        "serving on %s only", host, LOOPBACK)
+            log.warning(
+                "web.listen %s is not loopback but web.lan_access is off: serving on %s only",
+                host,
+                LOOPBACK,
+            )
         return LOOPBACK, int(port)
     if _is_loopback(host):
         return "0.0.0.0", int(port)  # LAN access with the default address: every interface
@@ -79,8 +82,9 @@ class WebServer:
     def _start(self) -> None:
         host, port = self.address
         threads = int(self.services.config["web.sse_max_streams"]) + EXTRA_THREADS
-        self._server = create_server(self.app, host=host, port=port, threads=threads,
-                                     ident="posko", channel_timeout=60)
+        self._server = create_server(
+            self.app, host=host, port=port, threads=threads, ident="posko", channel_timeout=60
+        )
         self.address = (host, int(self._server.effective_port))
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._thread.start()

@@ -85,11 +85,15 @@ class PoskoWeb:
         """(all alive, details) for /healthz."""
         store = self.post.store.health()
         web_alive = self.server.alive if self.server is not None else True
-        reasons = [reason for ok, reason in (
-            (self.post.station.alive, "station thread is not running"),
-            (store["ok"], f"store unavailable: {store['last_error']}"),
-            (web_alive, "web server is not running"),
-        ) if not ok]
+        reasons = [
+            reason
+            for ok, reason in (
+                (self.post.station.alive, "station thread is not running"),
+                (store["ok"], f"store unavailable: {store['last_error']}"),
+                (web_alive, "web server is not running"),
+            )
+            if not ok
+        ]
         return not reasons, {
             "ok": not reasons,
             "post": self.config["post.id"],

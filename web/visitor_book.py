@@ -73,9 +73,11 @@ class VisitorBook:
         horizon = now - timedelta(days=LOOKBACK_DAYS + 1)
         with self._lock:
             self._prune(horizon)
-            return [Visitor(seq, t, self._details.get(seq, (0, {}))[1], seq in self._departed)
-                    for seq, t in sorted(self._entries.items(), reverse=True)
-                    if seq not in self._voided]
+            return [
+                Visitor(seq, t, self._details.get(seq, (0, {}))[1], seq in self._departed)
+                for seq, t in sorted(self._entries.items(), reverse=True)
+                if seq not in self._voided
+            ]
 
     def _prune(self, horizon: datetime) -> None:
         """Forget visitors older than the window, and corrections of them (bounded memory)."""

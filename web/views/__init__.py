@@ -48,7 +48,8 @@ def submit(item: Press | Record) -> Outcome | None:
 
 def wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json" or (
-        request.headers.get("X-Requested-With") == "fetch")
+        request.headers.get("X-Requested-With") == "fetch"
+    )
 
 
 def shift_day(day: str, days: int) -> str | None:

@@ -31,15 +31,21 @@ def login() -> Any:
     pin = posko().pin
     target = safe_next(request.values.get("next"), url_for("admin.settings"))
     if request.method == "GET":
-        return render_template("login.html", target=target, is_set=pin.is_set,
-                               locked_s=pin.locked_for())
+        return render_template(
+            "login.html", target=target, is_set=pin.is_set, locked_s=pin.locked_for()
+        )
     verdict = pin.check(request.form.get("pin", "")[:PIN_FIELD_MAX])
     if verdict.ok:
         sign_in_admin()
         return redirect(target)
     status = {"no_pin": 503, "locked": 429}.get(verdict.reason, 401)
-    return render_template("login.html", target=target, is_set=pin.is_set,
-                           locked_s=verdict.locked_s, wrong=verdict.reason == "wrong"), status
+    return render_template(
+        "login.html",
+        target=target,
+        is_set=pin.is_set,
+        locked_s=verdict.locked_s,
+        wrong=verdict.reason == "wrong",
+    ), status
 
 
 @bp.post("/logout")
@@ -66,13 +72,24 @@ def settings() -> Any:
     stored.update({k: new[k] for k in changes})
     save_overrides(config["data.dir"], stored)
     restart = services.reconfigure(new)
-    outcome = submit(Record(Kind.SETTING, {"data": {
-        "changes": {k: [old, value] for k, (old, value) in changes.items()},
-        "source": "page", "restart": restart}}))
+    outcome = submit(
+        Record(
+            Kind.SETTING,
+            {
+                "data": {
+                    "changes": {k: [old, value] for k, (old, value) in changes.items()},
+                    "source": "page",
+                    "restart": restart,
+                }
+            },
+        )
+    )
     log.info("settings changed on the page: %s", ", ".join(sorted(changes)))
     recorded = outcome is not None and outcome.event is not None
-    flash(translate("settings.saved" if recorded else "settings.saved_not_recorded"),
-          "stored" if recorded else "error")
+    flash(
+        translate("settings.saved" if recorded else "settings.saved_not_recorded"),
+        "stored" if recorded else "error",
+    )
     return redirect(url_for("admin.settings"))
 
 

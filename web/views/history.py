@@ -37,15 +37,23 @@ def index() -> str:
     store = posko().post.store
     events = store.on_day(day)
     cancelled = voided(events)
-    shown = [e for e in reversed(events)
-             if all(not v or e.get(k) == v for k, v in chosen.items())]
+    shown = [e for e in reversed(events) if all(not v or e.get(k) == v for k, v in chosen.items())]
     pages = max((len(shown) + PER_PAGE - 1) // PER_PAGE, 1)
     page = min(int(page_text), pages)  # a page past the end shows the last one
     start = (page - 1) * PER_PAGE
-    rows = [row(e, store.zone, cancelled) for e in shown[start:start + PER_PAGE]]
-    return render_template("history.html", day=day, rows=rows, chosen=chosen, filters=FILTERS,
-                           page=page, pages=pages, total=len(shown),
-                           prev_day=shift_day(day, -1), next_day=shift_day(day, 1))
+    rows = [row(e, store.zone, cancelled) for e in shown[start : start + PER_PAGE]]
+    return render_template(
+        "history.html",
+        day=day,
+        rows=rows,
+        chosen=chosen,
+        filters=FILTERS,
+        page=page,
+        pages=pages,
+        total=len(shown),
+        prev_day=shift_day(day, -1),
+        next_day=shift_day(day, 1),
+    )
 
 
 @bp.get("/event/<int:seq>")
@@ -54,14 +62,17 @@ def event(seq: int) -> str:
     found = _event(seq)
     when = local(found["time"], store.zone)
     following = shift_day(when.date().isoformat(), 1) or when.date().isoformat()
-    related = [e for e in store.between(when.date().isoformat(), following)
-               if e.get("ref") == seq]
+    related = [e for e in store.between(when.date().isoformat(), following) if e.get("ref") == seq]
     zone = store.zone
     return render_template(
-        "event.html", event=found, shown=row(found, zone, voided(related)),
-        when=when.strftime("%Y-%m-%d %H:%M:%S"), data=masked_data(found.get("data")),
+        "event.html",
+        event=found,
+        shown=row(found, zone, voided(related)),
+        when=when.strftime("%Y-%m-%d %H:%M:%S"),
+        data=masked_data(found.get("data")),
         related=[(row(e, zone, set()), label_key(e)) for e in related],
-        admin=is_admin())
+        admin=is_admin(),
+    )
 
 
 @bp.get("/event/<int:seq>/photo.jpg")

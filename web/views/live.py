@@ -34,8 +34,12 @@ bp = Blueprint("live", __name__)
 
 RECENT = 20
 ENTRY_BUTTON = {"resident": "masuk_warga", "visitor": "masuk_pendatang"}
-BANNER = {Screening.NORMAL: "normal", Screening.RECHECK: "recheck",
-          Screening.REFUSED: "refused", Screening.FAULT: "fault"}
+BANNER = {
+    Screening.NORMAL: "normal",
+    Screening.RECHECK: "recheck",
+    Screening.REFUSED: "refused",
+    Screening.FAULT: "fault",
+}
 
 
 @bp.get("/")
@@ -53,8 +57,11 @@ def stream() -> Any:
     lines = posko().hub.open()
     if lines is None:  # too many screens: this one polls instead
         return jsonify({"error": "busy", "status": 503}), 503
-    return Response(lines, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return Response(
+        lines,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @bp.post("/press")
@@ -95,8 +102,7 @@ def _answer(outcome: Outcome | None) -> Any:
     seq = event["seq"] if event else None
     key = f"pattern.{pattern}"
     if pattern == "denied" and outcome is not None:
-        key = {"batal": "pattern.denied_batal"}.get(outcome.press.button,
-                                                     "pattern.denied_recheck")
+        key = {"batal": "pattern.denied_batal"}.get(outcome.press.button, "pattern.denied_recheck")
     message = translate(key)
     if event is not None:
         message = f"{message} — {translate(label_key(event))} #{seq}"
@@ -143,15 +149,22 @@ def _pending(waiting: list[PendingRecheck], moment: datetime) -> list[dict[str, 
     out = []
     for person in waiting:
         left = max(int((person.due(wait) - moment).total_seconds() + 0.999), 0)
-        out.append({"seq": person.seq, "who": person.who, "left": left,
-                    "temp": "" if person.first_c is None else f"{person.first_c:.1f}",
-                    "turn": person.who not in firsts})
+        out.append(
+            {
+                "seq": person.seq,
+                "who": person.who,
+                "left": left,
+                "temp": "" if person.first_c is None else f"{person.first_c:.1f}",
+                "turn": person.who not in firsts,
+            }
+        )
         firsts.add(person.who)
     return out
 
 
-def _banner(latest: dict[str, Any] | None, pending: list[dict[str, Any]], zone: Any
-            ) -> dict[str, Any]:
+def _banner(
+    latest: dict[str, Any] | None, pending: list[dict[str, Any]], zone: Any
+) -> dict[str, Any]:
     if latest is None:
         return {"kind": "idle"}
     temp = latest.get("temp_c")

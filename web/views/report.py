@@ -30,18 +30,28 @@ def index() -> str:
     services = posko()
     figures = services.figures.of_day(day)
     zone = services.post.store.zone
-    referrals = [{
-        "seq": r["recheck"].get("ref"),
-        "time": local(r["recheck"]["time"], zone).strftime("%H:%M"),
-        "first": _temp((r["entry"] or {}).get("temp_c")),
-        "second": _temp(r["recheck"].get("temp_c")),
-        "who": r["recheck"].get("who") or "",
-    } for r in figures.referrals]
-    return render_template("report.html", day=day, figures=figures, data=figures.as_json(),
-                           chart=hourly_chart(figures.hourly), referrals=referrals,
-                           prev_day=shift_day(day, -1), next_day=shift_day(day, 1),
-                           is_today=day == today(),
-                           threshold=services.config["screening.threshold_c"])
+    referrals = [
+        {
+            "seq": r["recheck"].get("ref"),
+            "time": local(r["recheck"]["time"], zone).strftime("%H:%M"),
+            "first": _temp((r["entry"] or {}).get("temp_c")),
+            "second": _temp(r["recheck"].get("temp_c")),
+            "who": r["recheck"].get("who") or "",
+        }
+        for r in figures.referrals
+    ]
+    return render_template(
+        "report.html",
+        day=day,
+        figures=figures,
+        data=figures.as_json(),
+        chart=hourly_chart(figures.hourly),
+        referrals=referrals,
+        prev_day=shift_day(day, -1),
+        next_day=shift_day(day, 1),
+        is_today=day == today(),
+        threshold=services.config["screening.threshold_c"],
+    )
 
 
 @bp.get("/api/summary")
@@ -63,8 +73,11 @@ def export() -> Response:
         abort(400)
     store = posko().post.store
     name = f"posko-{posko().config['post.id']}-{first}" + ("" if first == last else f"-{last}")
-    return Response(_csv(store.iter_between(first, last), store.zone), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Response(
+        _csv(store.iter_between(first, last), store.zone),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 def _csv(events: Iterator[dict[str, Any]], zone: Any) -> Iterator[str]:

@@ -28,8 +28,9 @@ def index() -> str:
     everyone = posko().visitors.visitors(moment)
     overdue = sorted((v for v in everyone if v.overdue(moment)), key=lambda v: v.seq)
     present = [v for v in everyone if not v.departed and not v.overdue(moment)]
-    return render_template("visitors.html", overdue=[_shown(v) for v in overdue],
-                           present=[_shown(v) for v in present])
+    return render_template(
+        "visitors.html", overdue=[_shown(v) for v in overdue], present=[_shown(v) for v in present]
+    )
 
 
 @bp.route("/visitors/<int:seq>", methods=["GET", "POST"])
@@ -64,8 +65,13 @@ def _find(seq: int) -> Visitor:
 
 def _form(visitor: Visitor, values: dict[str, Any], errors: dict[str, str]) -> str:
     values.pop("nik", None)  # a NIK is never sent back to the browser
-    return render_template("visitor_form.html", visitor=_shown(visitor), values=values,
-                           errors=errors, nik_hint=mask_nik(visitor.details.get("nik")))
+    return render_template(
+        "visitor_form.html",
+        visitor=_shown(visitor),
+        values=values,
+        errors=errors,
+        nik_hint=mask_nik(visitor.details.get("nik")),
+    )
 
 
 def _done(ok: bool, key: str) -> Any:
@@ -76,5 +82,10 @@ def _done(ok: bool, key: str) -> Any:
 def _shown(visitor: Visitor) -> dict[str, Any]:
     zone = posko().post.store.zone
     when = local(visitor.time, zone)
-    return {"seq": visitor.seq, "day": when.strftime("%Y-%m-%d"), "time": when.strftime("%H:%M"),
-            "details": masked_data(visitor.details), "departed": visitor.departed}
+    return {
+        "seq": visitor.seq,
+        "day": when.strftime("%Y-%m-%d"),
+        "time": when.strftime("%H:%M"),
+        "details": masked_data(visitor.details),
+        "departed": visitor.departed,
+    }
