@@ -115,7 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_web_commands(commands)
     _add_sync_commands(commands)
+    _add_field_commands(commands)
     return parser
+
+
+def _add_field_commands(commands: Any) -> None:
+    """The technician's commands: self-test, calibration, privacy requests."""
+    from edge import calibrate, privacy, selftest
+
+    for module in (selftest, calibrate, privacy):
+        module.add_command(commands, COMMANDS)
 
 
 def _add_web_commands(commands: Any) -> None:
@@ -243,9 +252,38 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
             print(f"posko: the guard's page is at {page}", file=sys.stderr, flush=True)
         if args.demo:
             threading.Thread(target=run_demo, args=(post, stop), name="demo", daemon=True).start()
-        stop.wait()
-        log.info("stopping")
+        _supervise(post, stop)
+        log.info("stopping: finishing the current write, then releasing pins and camera")
     return 0
+
+
+def _supervise(post: Any, stop: threading.Event) -> None:
+    """Tell systemd the station is alive while it is healthy, until asked to stop."""
+    from edge.watchdog import Watchdog
+
+    watchdog = Watchdog()
+    watchdog.ready(f"post {post.config['post.id']} running")
+    while not stop.wait(watchdog.interval or 5.0):
+        problems = station_problems(post)
+        if not problems:
+            watchdog.ping()
+        else:  # no ping: systemd restarts a station that stays unhealthy
+            log.error("station unhealthy: %s", "; ".join(problems))
+    watchdog.stopping()
+
+
+def station_problems(post: Any) -> list[str]:
+    """Why the press path, the store or the page is not healthy; empty when all are."""
+    problems = []
+    if not post.station.alive:
+        problems.append("the station thread has stopped")
+    store = post.store.health()
+    if not store["ok"]:
+        problems.append(f"store unavailable: {store['last_error']}")
+    server = getattr(post, "web_server", None)
+    if server is not None and not server.alive:
+        problems.append("the guard's page is not being served")
+    return problems
 
 
 def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
@@ -271,6 +309,7 @@ def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
             f"cannot serve the guard's page on {config['web.listen']}: {e.strerror or e}"
         ) from e
     services.callback(server.close)
+    post.web_server = server  # for the watchdog
     return server.url
 
 
