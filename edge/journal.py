@@ -46,7 +46,7 @@ def decode(line: bytes) -> dict[str, Any] | None:
     try:
         if int(line[:8], 16) != zlib.crc32(body):
             return None
-        doc = json.loads(body)
+        doc = json.loads(body.decode())
     except ValueError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("seq"), int):
