@@ -242,6 +242,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     with Post(config, mock=args.mock or args.demo) as post, ExitStack() as services:
         page = _start_web(post, config, services)
         _start_sync(post, config, services)
+        _start_privacy(post, services)
         print(
             f"posko: post {config['post.id']} is running; data in {post.data_dir}; "
             "stop with Ctrl-C",
@@ -284,6 +285,13 @@ def station_problems(post: Any) -> list[str]:
     if server is not None and not server.alive:
         problems.append("the guard's page is not being served")
     return problems
+
+
+def _start_privacy(post: Any, services: ExitStack) -> None:
+    """Start the retention thread that purges what UU PDP says must not be kept."""
+    from edge.privacy import start_privacy
+
+    start_privacy(post, services)
 
 
 def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:

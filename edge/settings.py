@@ -269,6 +269,39 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Send visitors' NIK to the district (UU PDP: off unless the district needs it)",
     ),
+    # -- privacy (UU PDP) --
+    Setting(
+        "privacy.photo_days",
+        int,
+        14,
+        "Days a photo is kept on the Pi before it is deleted",
+        min=1,
+        max=3650,
+    ),
+    Setting(
+        "privacy.visitor_days",
+        int,
+        30,
+        "Days visitors' personal details (name, NIK, phone ...) are kept on the Pi",
+        min=1,
+        max=3650,
+    ),
+    Setting(
+        "privacy.synced_event_days",
+        int,
+        90,
+        "Days events the district acknowledged stay on the Pi (unsynced ones are never purged)",
+        min=1,
+        max=3650,
+    ),
+    Setting(
+        "privacy.purge_interval_s",
+        int,
+        3600,
+        "Seconds between two runs of the retention purge (it also runs at start-up)",
+        min=60,
+        max=86_400,
+    ),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}

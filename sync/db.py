@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE INDEX IF NOT EXISTS quarantine_by_post ON quarantine (post);
 """
 COLUMNS = (*FIELDS, "received")
+ERASING = ("note", "visitor")  # kinds whose arrival may call for an erasure (UU PDP)
+ERASED = json.dumps({"purged": True})  # a visitor record's data once erased
 _INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 14)})"
 
 
@@ -120,6 +122,8 @@ class DistrictDB:
                 "SELECT contiguous FROM posts WHERE post = ?", (batch.post,)
             ).fetchone()
             contiguous = self._advance(batch.post, held)
+            if any(e["kind"] in ERASING for e in batch.events):
+                self._apply_erasures(batch)
             db.execute(
                 "UPDATE posts SET contiguous = ?, max_seq = max(max_seq, ?), "
                 "events = events + ?, batches = batches + ?, duplicates = duplicates + ?, "
@@ -161,6 +165,27 @@ class DistrictDB:
                 break
             held = past_lost(seq)
         return held
+
+    def _apply_erasures(self, batch: Batch) -> None:
+        """Redact the visitor records named by erasure notes (UU PDP), in the batch's transaction.
+
+        Batches can arrive out of order, so the notes are read back from the batch's first
+        seq on: a note stored earlier also covers records that arrive only now.
+        """
+        targets: set[int] = set()
+        for (data,) in self.conn.execute(
+            "SELECT data FROM events WHERE post = ? AND seq >= ? AND kind = 'note' "
+            "AND data LIKE '%\"erasure\"%'",
+            (batch.post, batch.first),
+        ):
+            erasure = json.loads(data).get("erasure")
+            seqs = erasure.get("seqs") if isinstance(erasure, dict) else None
+            if isinstance(seqs, list):
+                targets.update(s for s in seqs if isinstance(s, int) and not isinstance(s, bool))
+        self.conn.executemany(
+            "UPDATE events SET data = ? WHERE post = ? AND seq = ? AND kind = 'visitor'",
+            [(ERASED, batch.post, seq) for seq in sorted(targets)],
+        )
 
     def quarantine(self, topic: str, post: str | None, reason: str, payload: bytes) -> None:
         with self._tx() as db:

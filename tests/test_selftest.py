@@ -1,0 +1,206 @@
+"""`posko selftest`: the unattended mock run as a real process, and each check's verdicts."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.config import Config
+from edge.selftest import (
+    FAIL,
+    PASS,
+    SKIP,
+    Technician,
+    check_broker,
+    check_disk,
+    open_bench,
+    run_checks,
+    selftest,
+)
+from sensors.simulated import ScriptedThermometer
+
+POSKO = [sys.executable, "-m", "edge.cli"]
+TIMEOUT = 60
+CHECKS = [
+    "button Masuk Warga",
+    "button Masuk Pendatang",
+    "button Keluar Warga",
+    "button Keluar Pendatang",
+    "button Batal",
+    "button Darurat",
+    "LED green",
+    "LED red",
+    "buzzer",
+    "thermometer",
+    "camera",
+    "broker",
+    "clock",
+    "disk",
+]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
+
+
+def posko(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*POSKO, *args], capture_output=True, text=True, timeout=TIMEOUT, env=_env()
+    )
+
+
+def quiet() -> Technician:
+    return Technician(yes=True, out=io.StringIO())
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return int(port)
+
+
+def test_selftest_mock_yes_passes_and_prints_every_check(tmp_path: Path) -> None:
+    result = posko("--data", str(tmp_path / "data"), "selftest", "--mock", "--yes")
+    assert result.returncode == 0, result.stderr
+    for check in CHECKS:
+        assert check in result.stdout
+    assert "press Masuk Warga now" in result.stderr  # prompts go to the technician
+    assert "FAIL" not in result.stdout
+    assert not (tmp_path / "data").exists()  # nothing written into the post's data
+
+
+def test_selftest_json_lists_every_check(tmp_path: Path) -> None:
+    result = posko("--data", str(tmp_path), "selftest", "--mock", "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert [c["check"] for c in report["checks"]] == CHECKS
+    assert {c["result"] for c in report["checks"]} <= {"PASS", "WARN", "SKIP"}
+    assert list((tmp_path).iterdir()) == [tmp_path / "posko.pid"]  # locked, nothing stored
+
+
+def test_selftest_faulty_thermometer_fails_with_status_1(config: Config) -> None:
+    out = io.StringIO()
+    status = selftest(
+        config,
+        quiet(),
+        mock=True,
+        thermometer=ScriptedThermometer(["i2c_error", "pec_mismatch", None]),
+        use_config=False,
+        as_json=True,
+        out=out,
+    )
+    assert status == 1
+    checks = {c["check"]: c for c in json.loads(out.getvalue())["checks"]}
+    assert checks["thermometer"]["result"] == FAIL
+    assert "i2c_error" in checks["thermometer"]["detail"]
+    assert checks["button Batal"]["result"] == PASS  # only the thermometer failed
+
+
+def test_selftest_thermometer_reports_mean_and_spread(config: Config) -> None:
+    out = io.StringIO()
+    thermometer = ScriptedThermometer([36.5, 36.7, 36.6, 36.6, 36.6])
+    status = selftest(
+        config, quiet(), mock=True, thermometer=thermometer, use_config=False, out=out
+    )
+    assert status == 0
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("thermometer"))
+    assert "PASS" in line and "mean 36.60 °C" in line and "spread 0.20 °C" in line
+    assert thermometer.reads == 5
+
+
+def test_selftest_unpressed_button_fails_after_its_timeout(config: Config) -> None:
+    bench = open_bench(config, mock=True, use_config=False)
+    pins = config.pins
+
+    def press_all_but_batal(name: str) -> None:
+        if name != "batal":
+            bench.press_later(pins[name])
+
+    try:
+        checks = run_checks(config, bench, quiet(), timeout=0.3, on_prompt=press_all_but_batal)
+    finally:
+        bench.close()
+    verdicts = {c.check: c for c in checks}
+    assert verdicts["button Batal"].result == FAIL
+    assert "no press within 0.3 s" in verdicts["button Batal"].detail
+    assert verdicts["button Darurat"].result == PASS
+    assert verdicts["thermometer"].result == SKIP
+
+
+def test_selftest_unreachable_broker_fails() -> None:
+    port = closed_port()
+    check = check_broker(f"127.0.0.1:{port}", timeout=2.0)
+    assert check.result == FAIL
+    assert f"127.0.0.1:{port}" in check.detail
+
+
+def test_selftest_listening_broker_passes(listening: int) -> None:
+    assert check_broker(f"127.0.0.1:{listening}").result == PASS
+    assert check_broker("").result == SKIP
+
+
+def test_selftest_broker_from_config_in_the_table(config: Config, listening: int) -> None:
+    out = io.StringIO()
+    cfg = config.replace(mqtt__broker=f"127.0.0.1:{listening}")
+    assert selftest(cfg, quiet(), mock=True, use_config=False, out=out) == 0
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("broker"))
+    assert "PASS" in line
+
+
+def test_selftest_disk_thresholds(tmp_path: Path) -> None:
+    assert check_disk(tmp_path, warn=0, fail=0).result == PASS
+    assert check_disk(tmp_path, warn=2**62, fail=0).result == "WARN"
+    assert check_disk(tmp_path / "not" / "yet", warn=2**62, fail=2**61).result == FAIL
+
+
+def test_selftest_refused_while_the_station_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    station = subprocess.Popen(
+        [*POSKO, "--data", str(data), "run", "--mock"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stderr = station.stderr
+    assert stderr is not None
+
+    def read() -> None:  # a thread, so that waiting for the station has a time limit
+        for line in stderr:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while "is running" not in lines.get(timeout=TIMEOUT):
+            pass
+        result = posko("--data", str(data), "selftest", "--mock", "--yes")
+        assert result.returncode == 1
+        assert f"process {station.pid}" in result.stderr
+        assert "stop it first" in result.stderr
+        assert result.stdout == ""
+    finally:
+        station.send_signal(signal.SIGTERM)
+        assert station.wait(TIMEOUT) == 0
