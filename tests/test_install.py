@@ -308,3 +308,10 @@ def test_install_wiring_picture_matches_the_readme_and_default_pins() -> None:
         assert f"pin {header_pin} · BCM {bcm}<" in svg, key
     for header_pin, bcm in (("3", "2"), ("5", "3"), ("7", "4")):  # SDA, SCL, 1-wire
         assert f"pin {header_pin} · BCM {bcm}<" in svg
+
+
+def test_install_script_runs_as_the_readme_says() -> None:
+    script = REPO / "systemd/install.sh"
+    assert os.access(script, os.X_OK)  # `sudo systemd/install.sh --i2c --kiosk`
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    assert "sudo systemd/install.sh --i2c --kiosk" in (REPO / "README.md").read_text()
