@@ -45,6 +45,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/web.py
+	$(BIN)/python bench/sync.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.events import Kind, Screening
+from edge.events import FIELDS, Kind, Screening
 from sync import codec
 from sync.batch import Batch
 from sync.db import DistrictDB
@@ -256,23 +256,7 @@ def acceptable(field: str, value: Any) -> bool:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    field=st.sampled_from(
-        [
-            "post",
-            "seq",
-            "time",
-            "clock",
-            "kind",
-            "who",
-            "temp_c",
-            "temp_raw_c",
-            "screening",
-            "fault",
-            "ref",
-            "photo",
-            "data",
-        ]
-    ),
+    field=st.sampled_from(FIELDS),
     value=json_values,
 )
 def test_district_checks_the_type_and_range_of_every_field(
