@@ -11,6 +11,10 @@ class PoskoError(Exception):
     """Base of every error Posko raises on purpose."""
 
 
+class UsageError(PoskoError):
+    """The command line asks for something that cannot be done (exit status 2)."""
+
+
 class ConfigError(PoskoError, ValueError):
     """The configuration is invalid; `problems` lists every one of them."""
 

@@ -66,7 +66,8 @@ def _add_selectors(parser: argparse.ArgumentParser, *, seq: bool) -> None:
 
 
 def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
-    from edge.cli import UsageError, open_for_reading
+    from edge.cli import open_for_reading
+    from edge.errors import UsageError
 
     if not (args.name or args.nik or getattr(args, "seq", None)):
         raise UsageError("say whose records: --name TEXT or --nik DIGITS (or --seq N)")
