@@ -99,18 +99,15 @@ def _start_privacy(post: Any, services: ExitStack) -> None:
 def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
     """Serve the guard's page for this post with waitress; returns its address."""
     from web import create_app
-    from web.overrides import apply_overrides
     from web.pin import pin_path
     from web.server import WebServer
 
-    live = apply_overrides(post.config)  # settings changed on the page survive a restart
-    if live is not post.config:
-        post.reconfigure(live)
+    # The page's saved settings are already in `config` (edge.cli applies them at start-up).
     if not pin_path(post.data_dir).exists():
         log.warning(
             "no admin PIN yet: the page's settings stay locked until `posko set-pin` is run"
         )
-    server = WebServer(create_app(live, post), live)
+    server = WebServer(create_app(post.config, post), post.config)
     try:
         server.start()
     except OSError as e:

@@ -5,27 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-POSKO = [sys.executable, "-m", "edge.cli"]
-TIMEOUT = 60
+from tests.station_proc import POSKO, TIMEOUT, clean_env, running_station
 
 
 def posko(*args: str, data: Path | None = None) -> subprocess.CompletedProcess[str]:
     head = ["--data", str(data)] if data else []
     return subprocess.run(
-        [*POSKO, *head, *args], capture_output=True, text=True, timeout=TIMEOUT, env=_env()
+        [*POSKO, *head, *args], capture_output=True, text=True, timeout=TIMEOUT, env=clean_env()
     )
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
 
 
 @pytest.fixture(scope="module")
@@ -158,26 +150,11 @@ def test_cli_simulate_refuses_the_real_data_directory() -> None:
 
 def test_cli_second_writer_is_refused_naming_the_running_pid(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    station = subprocess.Popen(
-        [*POSKO, "--data", str(data), "run", "--mock"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    try:
-        for line in station.stderr:  # wait until the station says it runs
-            if "is running" in line:
-                break
-        else:
-            pytest.fail("the station did not start")
+    with running_station(data) as station:
         second = posko("simulate", "--presses", "1", data=data)
         assert second.returncode == 1
         assert f"posko process {station.pid}" in second.stderr
         status = posko("status", "--json", data=data)  # reading is allowed alongside
         assert status.returncode == 0 and json.loads(status.stdout)["station_running"]
-    finally:
-        station.send_signal(signal.SIGTERM)
-        assert station.wait(TIMEOUT) == 0  # SIGTERM is a clean stop
-        station.stderr.close()
     after = posko("simulate", "--presses", "1", data=data)
     assert after.returncode == 0

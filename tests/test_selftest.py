@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import queue
-import signal
 import socket
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +24,8 @@ from edge.selftest import (
     selftest,
 )
 from sensors.simulated import ScriptedThermometer
+from tests.station_proc import POSKO, TIMEOUT, clean_env, running_station
 
-POSKO = [sys.executable, "-m", "edge.cli"]
-TIMEOUT = 60
 CHECKS = [
     "button Masuk Warga",
     "button Masuk Pendatang",
@@ -50,13 +44,9 @@ CHECKS = [
 ]
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
-
-
 def posko(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*POSKO, *args], capture_output=True, text=True, timeout=TIMEOUT, env=_env()
+        [*POSKO, *args], capture_output=True, text=True, timeout=TIMEOUT, env=clean_env()
     )
 
 
@@ -178,29 +168,9 @@ def test_selftest_disk_thresholds(tmp_path: Path) -> None:
 
 def test_selftest_refused_while_the_station_runs(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    station = subprocess.Popen(
-        [*POSKO, "--data", str(data), "run", "--mock"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    stderr = station.stderr
-    assert stderr is not None
-
-    def read() -> None:  # a thread, so that waiting for the station has a time limit
-        for line in stderr:
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        while "is running" not in lines.get(timeout=TIMEOUT):
-            pass
+    with running_station(data) as station:
         result = posko("--data", str(data), "selftest", "--mock", "--yes")
         assert result.returncode == 1
         assert f"process {station.pid}" in result.stderr
         assert "stop it first" in result.stderr
         assert result.stdout == ""
-    finally:
-        station.send_signal(signal.SIGTERM)
-        assert station.wait(TIMEOUT) == 0

@@ -1,0 +1,48 @@
+"""A real `posko run --mock` in a child process, for tests of what is refused alongside it."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+POSKO = [sys.executable, "-m", "edge.cli"]
+TIMEOUT = 60
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without POSKO_* variables, which the config would read."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
+
+
+@contextmanager
+def running_station(data: Path) -> Iterator[subprocess.Popen[str]]:
+    """A station on `data`, yielded once it says it runs; stopped with SIGTERM (exit 0)."""
+    station = subprocess.Popen(
+        [*POSKO, "--data", str(data), "run", "--mock"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stderr = station.stderr
+    assert stderr is not None
+
+    def read() -> None:  # a thread, so that waiting for the station has a time limit
+        for line in stderr:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while "is running" not in lines.get(timeout=TIMEOUT):
+            pass
+        yield station
+    finally:
+        station.send_signal(signal.SIGTERM)
+        assert station.wait(TIMEOUT) == 0  # SIGTERM is a clean stop
