@@ -51,7 +51,9 @@ class Calibration:
 
     @property
     def median_raw(self) -> float:
-        return statistics.median(self.readings)
+        # To the hundredth, like the offset: the median of an even count can end in a half
+        # hundredth, and the rounded offset would then leave "after" 0.01 off the reference.
+        return round(statistics.median(self.readings), 2)
 
     @property
     def offset_c(self) -> float:
