@@ -40,15 +40,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.store import filesystem_of, generate, pick_base
+from district.receiver import Receiver
+from district.sqlite import DistrictDB
 from edge.config import defaults
 from edge.store import EventStore
 from sync import codec
 from sync.batch import Batch
-from sync.db import DistrictDB
 from sync.options import SyncOptions
-from sync.receiver import Receiver
 from sync.worker import SyncWorker
-from tests.sync_broker import Mosquitto
+from tests.support.sync_broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 POST = "bench"
@@ -149,7 +149,7 @@ def sync_run(pi_dir: Path, work: Path, events: int, broker_conf: str) -> dict[st
             [
                 sys.executable,
                 "-m",
-                "edge.cli",
+                "posko.cli",
                 "district",
                 "run",
                 "--db",

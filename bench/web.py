@@ -34,7 +34,7 @@ from typing import Any
 from bench.store import POST, QUANTILE_METHOD, ZONE_NAME, generate, pct, pick_base
 from edge.config import defaults
 from edge.post import Post
-from web import create_app
+from web.app import create_app
 
 TARGET_P95_MS = 25.0
 PRESS_EVERY = 25  # requests between two presses during the live and summary runs

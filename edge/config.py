@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge.errors import ConfigError
 from edge.settings import BY_KEY, PINS, SETTINGS, Setting
+from sensors.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/posko/config.toml")
 # Variables that name where things are rather than a setting.

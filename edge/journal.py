@@ -24,7 +24,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
-from edge.errors import AppendOnlyError, StoreUnavailable
+from sensors.errors import AppendOnlyError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

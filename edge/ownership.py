@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from edge.errors import DataDirBusy
+from sensors.errors import DataDirBusy
 
 
 class DataDirLock:

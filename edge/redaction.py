@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from edge import events as ev
-from edge.errors import StoreError
 from edge.journal import SegmentDB, atomic_write, encode, fsync_dir, scan
+from sensors.errors import StoreError
 
 if TYPE_CHECKING:
     from edge.store import Segment

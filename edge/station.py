@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config import Config
-from edge.errors import CameraError, StoreUnavailable
 from edge.events import Kind, Screening, Who, parse_time
 from edge.screening import decide
 from edge.store import EventStore
 from edge.tally import PendingRecheck, pending_rechecks, voided
 from sensors.buttons import ENTRY, Press
 from sensors.camera import Camera
+from sensors.errors import CameraError, StoreUnavailable
 from sensors.thermometer import Reading, Thermometer
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge import events as ev
-from edge.errors import StoreError, StoreUnavailable
 from edge.journal import (
     Damage,
     JournalStorage,
@@ -32,6 +31,7 @@ from edge.journal import (
 )
 from edge.ownership import DataDirLock
 from edge.redaction import Redaction
+from sensors.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

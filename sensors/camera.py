@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, Self
 
-from edge.errors import CameraBusy, CameraError
+from sensors.errors import CameraBusy, CameraError
 
 log = logging.getLogger(__name__)
 

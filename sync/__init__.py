@@ -1,5 +1,6 @@
-"""Store-and-forward sync over MQTT: the Pi's outbox and worker, and the district receiver.
+"""Store-and-forward sync over MQTT: the protocol (codec, topics, messages, batches) and the
+Pi's side of it (outbox, watermark, worker, session).
 
-`sync` knows MQTT and nothing of GPIO. The Pi side reads `edge`'s store and moves its
-watermark only on the district's acknowledgement; the district side stores batches in SQLite.
+`sync` knows MQTT and nothing of GPIO. The Pi moves its watermark only on the district's
+acknowledgement; the district's side of the protocol lives in `district`.
 """

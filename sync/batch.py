@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.errors import PoskoError
+from sensors.errors import PoskoError
 
 MAX_SEQ = 2**53 - 1  # seqs must survive JSON readers that use doubles
 MAX_EVENTS = 10_000  # events in one batch, whatever the Pi's settings say

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from edge.config import Config
-from edge.errors import ConfigError
+from sensors.errors import ConfigError
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge.errors import StoreError
 from edge.store import EventStore
+from sensors.errors import StoreError
 from sync.batch import Batch
 from sync.codec import CURRENT, encode
 from sync.messages import Ack

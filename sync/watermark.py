@@ -8,8 +8,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from edge.errors import StoreError
 from edge.store import EventStore
+from sensors.errors import StoreError
 
 log = logging.getLogger(__name__)
 

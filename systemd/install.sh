@@ -258,7 +258,7 @@ check_config() {
     env -i PATH=/usr/bin:/bin "$VENV/bin/python" - "$CONFIG" <<'EOF' ||
 import sys
 from edge.config import load
-from edge.errors import ConfigError
+from sensors.errors import ConfigError
 try:
     load(sys.argv[1], env={})
 except ConfigError as e:

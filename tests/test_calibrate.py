@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.calibrate import CalibrationRefused, calibrate, set_offset
 from edge.config import Config, example_toml, load
-from edge.selftest import StationRunning, Technician
 from edge.store import EventStore
+from posko.commands.calibrate import CalibrationRefused, calibrate, set_offset
+from posko.commands.selftest import StationRunning, Technician
 from sensors.simulated import ScriptedThermometer
 
-POSKO = [sys.executable, "-m", "edge.cli"]
+POSKO = [sys.executable, "-m", "posko.cli"]
 CONFIG = """\
 # Posko at the north gate: keep this comment
 [post]

@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import pytest
 
-from edge.errors import CameraBusy, CameraError
 from sensors.camera import FakeCamera, PiCamera, open_camera
+from sensors.errors import CameraBusy, CameraError
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = b"\xff\xd8fake picamera2 photo\xff\xd9"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.station_proc import POSKO, TIMEOUT, clean_env, running_station
+from tests.support.station_proc import POSKO, TIMEOUT, clean_env, running_station
 
 
 def posko(*args: str, data: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import defaults, load, validate
-from edge.errors import ConfigError
 from edge.settings import SETTINGS
+from sensors.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -118,7 +118,7 @@ def test_config_cli_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "edge.cli",
+            "posko.cli",
             "--config",
             str(path),
             "--data",

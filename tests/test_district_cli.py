@@ -17,8 +17,8 @@ import pytest
 
 from edge.store import EventStore
 from sync.worker import SyncWorker
-from tests.sync_broker import Mosquitto, wait_for
-from tests.sync_helpers import (
+from tests.support.sync_broker import Mosquitto, wait_for
+from tests.support.sync_helpers import (
     FAST_BACKOFF,
     POST,
     ReceiverProcess,
@@ -27,7 +27,7 @@ from tests.sync_helpers import (
     options,
 )
 
-POSKO = [sys.executable, "-m", "edge.cli"]
+POSKO = [sys.executable, "-m", "posko.cli"]
 
 
 def posko(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,10 +95,10 @@ def test_district_receiver_waits_for_the_broker(tmp_path: Path, stack: ExitStack
 @pytest.fixture(scope="module")
 def district_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """A district database holding one post's backlog, and those events."""
+    from district.receiver import Receiver
+    from district.sqlite import DistrictDB
     from sync import codec
     from sync.batch import Batch
-    from sync.db import DistrictDB
-    from sync.receiver import Receiver
 
     where = tmp_path_factory.mktemp("export")
     backlog(where / "pi", 3000)

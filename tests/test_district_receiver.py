@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from district.receiver import Receiver
+from district.sqlite import DistrictDB
 from edge.events import FIELDS, Kind, Screening
 from sync import codec
 from sync.batch import Batch
-from sync.db import DistrictDB
 from sync.messages import Ack, status
-from sync.receiver import Receiver
 from tests.test_sync_codec import realistic
 
 EVENTS = "posko/v1/bench/events"

@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask.testing import FlaskClient
 
+from district.receiver import Receiver
+from district.sqlite import DistrictDB
+from district.web import create_app
 from edge import events as ev
 from edge.events import Kind, Screening, Who
 from sync import codec
 from sync.batch import Batch
-from sync.db import DistrictDB
-from sync.district_web import create_app
 from sync.messages import status
-from sync.receiver import Receiver
 
 # Minutes after the start of the page's day (Asia/Jakarta), so "today" never straddles midnight.
 DAY = datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)

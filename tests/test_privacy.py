@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from edge import cli
+from district.receiver import Receiver
+from district.sqlite import DistrictDB
 from edge.clock import VirtualClock
 from edge.config import Config
 from edge.events import Kind, Who
 from edge.post import Post
-from edge.privacy import erase, start_privacy
 from edge.retention import (
     cutoff,
     purge,
@@ -32,12 +32,12 @@ from edge.retention import (
 )
 from edge.station import photo_path
 from edge.store import EventStore
+from posko import cli
+from posko.commands.privacy import erase, start_privacy
 from sync import codec
 from sync.batch import Batch
-from sync.db import DistrictDB
 from sync.options import Link, SyncOptions
 from sync.outbox import Outbox
-from sync.receiver import Receiver
 
 POST = "test-post"
 ZONE = "Asia/Jakarta"

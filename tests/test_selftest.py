@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import Config
-from edge.selftest import (
+from posko.commands.selftest import (
     FAIL,
     PASS,
     SKIP,
@@ -24,7 +24,7 @@ from edge.selftest import (
     selftest,
 )
 from sensors.simulated import ScriptedThermometer
-from tests.station_proc import POSKO, TIMEOUT, clean_env, running_station
+from tests.support.station_proc import POSKO, TIMEOUT, clean_env, running_station
 
 CHECKS = [
     "button Masuk Warga",

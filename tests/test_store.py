@@ -22,10 +22,10 @@ from tinydb import Query
 
 from edge import events as ev
 from edge import journal
-from edge.errors import AppendOnlyError, DataDirBusy, StoreError, StoreUnavailable
 from edge.journal import JournalStorage, encode
 from edge.store import EventStore, segment_name
-from tests.store_proc import TESTS, Child
+from sensors.errors import AppendOnlyError, DataDirBusy, StoreError, StoreUnavailable
+from tests.support.store_proc import SUPPORT, Child
 
 POST = "posko-01"
 ZONE = "Asia/Jakarta"
@@ -424,7 +424,7 @@ def test_store_journal_storage_write_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def owner(data_dir: Path) -> Iterator[Child]:
     """Another process that owns the data directory (and stored one event)."""
-    child = Child(TESTS / "store_child.py", "hold", str(data_dir))
+    child = Child(SUPPORT / "store_child.py", "hold", str(data_dir))
     try:
         assert child.wait_lines(1, timeout=30), f"owner did not start: {child.stderr}"
         yield child
@@ -716,7 +716,7 @@ def file_size_limit(tmp_path_factory: pytest.TempPathFactory) -> FileSizeLimit:
         events = append_events(store, 5)
         store.acknowledge(5)
     limit = segment_files(data_dir)[-1].stat().st_size + 10
-    child = Child(TESTS / "store_child.py", "fsize", str(data_dir), str(limit), T0.isoformat())
+    child = Child(SUPPORT / "store_child.py", "fsize", str(data_dir), str(limit), T0.isoformat())
     code = child.finish(timeout=60)
     assert code == 0 and len(child.lines) == 1, child.stderr
     return FileSizeLimit(data_dir, events, json.loads(child.lines[0]))

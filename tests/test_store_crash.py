@@ -19,11 +19,11 @@ import pytest
 
 from edge.journal import scan
 from edge.store import EventStore
-from tests.store_proc import TESTS, Child
+from tests.support.store_proc import SUPPORT, Child
 
 SEED = 20260101
 ROUNDS = 40
-WRITER = TESTS / "store_writer.py"
+WRITER = SUPPORT / "store_writer.py"
 LINE_TIMEOUT = 60.0  # seconds for the writer to reach the kill point; never reached normally
 
 

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from district.server import District, district_link
+from district.sqlite import DistrictDB
 from edge.clock import VirtualClock
 from edge.config import Config
 from edge.post import Post
 from edge.store import EventStore
-from sync.commands import start_worker
-from sync.db import DistrictDB
-from sync.district import District, district_link
+from posko.commands.sync import start_worker
 from tests.conftest import Guard
-from tests.sync_broker import Mosquitto, free_port, wait_for
-from tests.sync_helpers import POST, assert_exactly_once, backlog, district_count
+from tests.support.sync_broker import Mosquitto, free_port, wait_for
+from tests.support.sync_helpers import POST, assert_exactly_once, backlog, district_count
 
-POSKO = [sys.executable, "-m", "edge.cli"]
+POSKO = [sys.executable, "-m", "posko.cli"]
 
 
 def env(**extra: str) -> dict[str, str]:

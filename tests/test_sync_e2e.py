@@ -20,16 +20,16 @@ import paho.mqtt.publish as publish
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from district.server import District, district_link
+from district.sqlite import DistrictDB
 from edge.events import Kind
 from edge.store import EventStore
 from sync import codec
-from sync.db import DistrictDB
-from sync.district import District, district_link
 from sync.messages import Ack
 from sync.options import split_address
 from sync.worker import SyncWorker
-from tests.sync_broker import Mosquitto, wait_for
-from tests.sync_helpers import (
+from tests.support.sync_broker import Mosquitto, wait_for
+from tests.support.sync_helpers import (
     FAST_BACKOFF,
     POST,
     ReceiverProcess,
@@ -38,7 +38,7 @@ from tests.sync_helpers import (
     district_count,
     options,
 )
-from tests.sync_proxy import Proxy
+from tests.support.sync_proxy import Proxy
 
 DRAIN_S = 60.0
 

@@ -17,7 +17,7 @@ from edge.store import EventStore
 from sync import codec
 from sync.messages import Ack
 from sync.outbox import GAP_GRACE_S, Outbox
-from tests.sync_helpers import POST, options
+from tests.support.sync_helpers import POST, options
 
 START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 

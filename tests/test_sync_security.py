@@ -16,16 +16,16 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from district.server import District
+from district.sqlite import DistrictDB
 from edge.store import EventStore
 from sync import codec
 from sync.batch import Batch
-from sync.db import DistrictDB
-from sync.district import District
 from sync.mqtt import tls_context
 from sync.options import Link, SyncOptions
 from sync.worker import SyncWorker
-from tests.sync_broker import Mosquitto, free_port, wait_for
-from tests.sync_helpers import FAST_BACKOFF, POST, assert_exactly_once, backlog, options
+from tests.support.sync_broker import Mosquitto, free_port, wait_for
+from tests.support.sync_helpers import FAST_BACKOFF, POST, assert_exactly_once, backlog, options
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "sync" / "mosquitto"
 PASSWORDS = {"district": "district-secret", POST: "bench-secret", "posko-02": "other-secret"}
@@ -260,7 +260,7 @@ def test_sync_command_stops_at_once_on_a_tls_failure(
         [
             sys.executable,
             "-m",
-            "edge.cli",
+            "posko.cli",
             "--data",
             str(tmp_path / "pi"),
             "sync",

@@ -265,7 +265,7 @@ def test_systemd_station_notifies_ready_watchdog_and_stopping(tmp_path: Path) ->
         env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
         env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
         station = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "--data", str(tmp_path / "data"), "run",
+            [sys.executable, "-m", "posko.cli", "--data", str(tmp_path / "data"), "run",
              "--mock", "--web", f"127.0.0.1:{_free_port()}"],
             cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

@@ -1,6 +1,6 @@
 """Tests for the MLX90614 driver against a scripted SMBus: conversion, PEC, faults, retries.
 
-No hardware and no real sleeps: the bus is `tests.fake_smbus.FakeSMBus` and `sleep` records.
+No hardware and no real sleeps: the bus is `tests.support.fake_smbus.FakeSMBus` and `sleep` records.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sensors.mlx90614 import MLX90614, crc8, raw_to_celsius
-from tests.fake_smbus import BadPec, FakeSMBus, ScriptItem, celsius_word, frame, pec
+from tests.support.fake_smbus import BadPec, FakeSMBus, ScriptItem, celsius_word, frame, pec
 
 EIO = OSError(5, "Input/output error")
 NACK = OSError(121, "Remote I/O error")

@@ -15,7 +15,7 @@ from edge.config import Config
 from edge.events import Kind
 from edge.post import Post
 from sensors.camera import FakeCamera
-from tests.web_support import Screen
+from tests.support.web_support import Screen
 from web.overrides import apply_overrides, load_overrides, toml_string
 from web.pin import MAX_MISSES, AdminPin, PinError, set_pin
 
@@ -210,7 +210,7 @@ def test_web_overrides_file_round_trips_any_text(config: Config) -> None:
 
 def test_web_set_pin_command(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
-    command = [sys.executable, "-m", "edge.cli", "--data", str(tmp_path), "set-pin", "--stdin"]
+    command = [sys.executable, "-m", "posko.cli", "--data", str(tmp_path), "set-pin", "--stdin"]
     bad = subprocess.run(command, input="12\n", capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "6 to 12 digits" in bad.stderr
     good = subprocess.run(

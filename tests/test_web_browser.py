@@ -19,7 +19,7 @@ from edge.events import parse_time
 from edge.post import Post
 from edge.simulate import simulate
 from sensors.simulated import ScriptedThermometer
-from tests.web_support import serve
+from tests.support.web_support import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"

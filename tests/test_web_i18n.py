@@ -11,7 +11,7 @@ import pytest
 
 from edge.clock import VirtualClock
 from edge.post import Post
-from tests.web_support import Screen
+from tests.support.web_support import Screen
 from web.i18n import CATALOG_DIR, LANGUAGES, load_catalogs
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"

@@ -12,7 +12,7 @@ from edge.clock import VirtualClock
 from edge.events import Kind
 from edge.post import Post
 from tests.conftest import Guard
-from tests.web_support import Screen
+from tests.support.web_support import Screen
 from web.live import Hub
 
 

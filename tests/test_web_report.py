@@ -11,7 +11,7 @@ import pytest
 from edge.clock import VirtualClock
 from edge.post import Post
 from edge.tally import summarize
-from tests.web_support import Screen
+from tests.support.web_support import Screen
 from web.chart import hourly_chart, nice_top
 
 TODAY = "2026-11-27"  # the virtual clock starts at 08:00 in Jakarta on this day

@@ -19,7 +19,7 @@ import pytest
 from edge.config import Config
 from edge.post import Post
 from tests.conftest import Guard
-from tests.web_support import free_port, serve
+from tests.support.web_support import free_port, serve
 from web.server import WebServer, bind_address
 
 TIMEOUT = 60
@@ -106,7 +106,7 @@ def test_web_posko_run_serves_the_page(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "edge.cli",
+            "posko.cli",
             "--data",
             str(tmp_path / "d"),
             "run",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from edge.clock import VirtualClock
 from edge.events import Kind
 from edge.post import Post
-from tests.web_support import Screen
+from tests.support.web_support import Screen
 from web.forms import visitor_details
 
 NIK = "3201234567890123"

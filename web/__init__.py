@@ -1,9 +1,5 @@
 """The guard's screen: a Flask app that `posko run` serves with waitress.
 
-`create_app(config, post)` builds it; `web.server.WebServer` serves it; settings changed
-on the page are kept by `web.overrides` and applied over the configuration file.
+`web.app.create_app(config, post)` builds it; `web.server.WebServer` serves it; settings
+changed on the page are kept by `web.overrides` and applied over the configuration file.
 """
-
-from web.app import create_app
-
-__all__ = ["create_app"]

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge.config import Config, parse_text
-from edge.errors import ConfigError
 from edge.settings import BY_KEY
+from sensors.errors import ConfigError
 from web.overrides import PAGE_KEYS
 
 TEXT_FIELDS = {"name": 80, "origin": 80, "host": 80, "purpose": 120}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import Config
-from edge.errors import ConfigError
+from sensors.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-POSKO = [sys.executable, "-m", "edge.cli"]
+POSKO = [sys.executable, "-m", "posko.cli"]
 TIMEOUT = 60
 
 

@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 
 from edge.config import Config
 from edge.post import Post
-from web import create_app
+from web.app import create_app
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.store import generate
+from district.sqlite import DistrictDB
 from edge.config import defaults
 from edge.store import EventStore
-from sync.db import DistrictDB
 from sync.options import SyncOptions
-from tests.sync_broker import wait_for
+from tests.support.sync_broker import wait_for
 
 POST = "bench"  # the post id of bench.store's generator
 FAST_BACKOFF = (0.05, 0.5)
@@ -62,7 +62,7 @@ class ReceiverProcess:
         self.args = [
             sys.executable,
             "-m",
-            "edge.cli",
+            "posko.cli",
             "district",
             "run",
             "--db",

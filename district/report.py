@@ -11,9 +11,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from district.sqlite import DistrictDB
 from edge.events import utc_text
 from edge.tally import summarize
-from sync.db import DistrictDB
 
 DEFAULT_ZONE = "Asia/Jakarta"
 

@@ -20,12 +20,12 @@ from typing import Any, TextIO
 
 from edge.clock import kernel_clock_state
 from edge.config import Config, load
-from edge.errors import DataDirBusy, PoskoError
 from edge.events import Kind
 from edge.journal import atomic_write
-from edge.selftest import Technician, as_data_owner, refuse_if_running
 from edge.settings import BY_KEY
 from edge.store import EventStore
+from posko.commands.selftest import Technician, as_data_owner, refuse_if_running
+from sensors.errors import DataDirBusy, PoskoError
 from sensors.thermometer import Thermometer
 
 KEY = "thermometer.offset_c"

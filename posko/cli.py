@@ -17,10 +17,10 @@ from typing import Any
 
 from edge import __version__
 from edge.config import Config, describe, example_toml, load
-from edge.errors import ConfigError, DataDirBusy, PoskoError, UsageError
 from edge.export import write_csv, write_jsonl
-from edge.run import cmd_run, refuse_production
 from edge.store import EventStore
+from posko.commands.run import cmd_run, refuse_production
+from sensors.errors import ConfigError, DataDirBusy, PoskoError, UsageError
 
 log = logging.getLogger("posko")
 
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_field_commands(commands: Any) -> None:
     """The technician's commands: self-test, calibration, privacy requests."""
-    from edge import calibrate, privacy, selftest
+    from posko.commands import calibrate, privacy, selftest
 
     for module in (selftest, calibrate, privacy):
         module.add_command(commands, COMMANDS)
@@ -141,20 +141,20 @@ def _add_web_commands(commands: Any) -> None:
 
 def _add_sync_commands(commands: Any) -> None:
     """Subcommands of sync and the district receiver (sync/), registered in COMMANDS."""
-    from sync.commands import add_parsers
+    from posko.commands.sync import add_parsers
 
     add_parsers(commands)
     COMMANDS.update({"sync": cmd_sync, "district": cmd_district})
 
 
 def cmd_sync(config: Config, args: argparse.Namespace) -> int:
-    from sync.commands import sync_once
+    from posko.commands.sync import sync_once
 
     return sync_once(config, args)
 
 
 def cmd_district(config: Config, args: argparse.Namespace) -> int:
-    from sync.district_cli import district
+    from district.cli import district
 
     return district(args)
 

@@ -16,8 +16,8 @@ from contextlib import ExitStack
 from typing import Any
 
 from edge.config import Config
-from edge.errors import PoskoError, UsageError
 from edge.post import Post
+from sensors.errors import PoskoError, UsageError
 
 log = logging.getLogger("posko")
 
@@ -91,18 +91,18 @@ def station_problems(post: Any) -> list[str]:
 
 def _start_privacy(post: Any, services: ExitStack) -> None:
     """Start the retention thread that purges what UU PDP says must not be kept."""
-    from edge.privacy import start_privacy
+    from posko.commands.privacy import start_privacy
 
     start_privacy(post, services)
 
 
 def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
     """Serve the guard's page for this post with waitress; returns its address."""
-    from web import create_app
+    from web.app import create_app
     from web.pin import pin_path
     from web.server import WebServer
 
-    # The page's saved settings are already in `config` (edge.cli applies them at start-up).
+    # The page's saved settings are already in `config` (posko.cli applies them at start-up).
     if not pin_path(post.data_dir).exists():
         log.warning(
             "no admin PIN yet: the page's settings stay locked until `posko set-pin` is run"
@@ -122,7 +122,7 @@ def _start_web(post: Any, config: Config, services: ExitStack) -> str | None:
 
 def _start_sync(post: Any, config: Config, services: ExitStack) -> None:
     """Start the sync worker thread for this post when mqtt.broker is set."""
-    from sync.commands import start_worker
+    from posko.commands.sync import start_worker
 
     worker = start_worker(post, services)
     if worker is not None:  # the guard's screen shows whether the district is reachable

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge.errors import PoskoError
+from district.report import DEFAULT_ZONE, day_bounds
 from edge.export import write_csv, write_jsonl
+from sensors.errors import PoskoError
 from sync.codec import MAX_PAYLOAD
 from sync.options import split_address
-from sync.report import DEFAULT_ZONE, day_bounds
 
 
 def add_district_parser(commands: Any) -> None:
@@ -89,7 +89,7 @@ def district(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sync.district import District, district_link
+    from district.server import District, district_link
 
     zone = _zone(args)
     link = district_link(
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     with District(args.db, link, share=args.share, max_payload=args.max_payload):
         page = None
         if args.web:
-            from sync.district_web import PageServer, create_app
+            from district.web import PageServer, create_app
 
             host, port = _address(args, args.web, "--web")
             page = PageServer(create_app(args.db, zone=zone.key), host, port).start()
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from sync.db import DistrictDB
+    from district.sqlite import DistrictDB
 
     zone = _zone(args)
     first, last = _day(args, args.first or "1970-01-02"), _day(args, args.last or "9999-12-30")

@@ -1,6 +1,6 @@
 """The `posko sync` and `posko district ...` commands, and the worker inside `posko run`.
 
-`edge.cli` registers these; the work happens here so that the CLI file stays a table of
+`posko.cli` registers these; the work happens here so that the CLI file stays a table of
 contents. Exit status as everywhere: 0 success, 1 runtime failure, 2 bad usage.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from edge.config import Config
-from edge.errors import DataDirBusy, PoskoError
 from edge.store import EventStore
+from sensors.errors import DataDirBusy, PoskoError
 from sync.options import SyncOptions
 
 if TYPE_CHECKING:  # paho is imported only by the commands that talk MQTT
@@ -29,7 +29,7 @@ PROGRESS_EVERY_S = 1.0
 
 def add_parsers(commands: Any) -> None:
     """The `sync` and `district` subcommands (the district's own options live there)."""
-    from sync.district_cli import add_district_parser
+    from district.cli import add_district_parser
 
     one = commands.add_parser(
         "sync",

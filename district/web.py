@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
+from district.report import DEFAULT_ZONE, day_bounds, overview
+from district.sqlite import DistrictDB
 from edge.export import CSV_COLUMNS, csv_row
-from sync.db import DistrictDB
-from sync.report import DEFAULT_ZONE, day_bounds, overview
 
 bp = Blueprint("district", __name__)
 

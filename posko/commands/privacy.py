@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from edge.config import Config
-from edge.errors import DataDirBusy, PoskoError
 from edge.events import Kind, parse_time
 from edge.store import EventStore
+from sensors.errors import DataDirBusy, PoskoError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def _add_selectors(parser: argparse.ArgumentParser, *, seq: bool) -> None:
 
 
 def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
-    from edge.cli import open_for_reading
-    from edge.errors import UsageError
+    from posko.cli import open_for_reading
+    from sensors.errors import UsageError
 
     if not (args.name or args.nik or getattr(args, "seq", None)):
         raise UsageError("say whose records: --name TEXT or --nik DIGITS (or --seq N)")

@@ -1,6 +1,6 @@
 """The district's handling of one MQTT message: check it, store it, and say what to answer.
 
-No MQTT here (`sync.district` does the talking), so every rule can be tested with plain
+No MQTT here (`district.server` does the talking), so every rule can be tested with plain
 calls. A bad payload is quarantined with its reason and the post is told; input never
 crashes the receiver, and a batch is stored whole or not at all.
 """
@@ -11,9 +11,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
+from district.sqlite import DistrictDB
 from sync import codec, topics
 from sync.batch import PayloadError
-from sync.db import DistrictDB
 from sync.messages import Ack, parse_status
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """Child processes for the store's tests: an owner that holds a data directory, and a
 writer that hits a file-size limit (the way a full disk looks to one process).
 
-    python tests/store_child.py hold DATA_DIR
-    python tests/store_child.py fsize DATA_DIR LIMIT MOMENT
+    python tests/support/store_child.py hold DATA_DIR
+    python tests/support/store_child.py fsize DATA_DIR LIMIT MOMENT
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from edge.errors import StoreUnavailable
 from edge.events import Kind
 from edge.store import EventStore
+from sensors.errors import StoreUnavailable
 
 POST = "posko-01"
 ZONE = "Asia/Jakarta"

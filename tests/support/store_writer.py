@@ -1,6 +1,6 @@
 """The crash test's writer: appends events until it is killed.
 
-    python tests/store_writer.py DATA_DIR [SEED]
+    python tests/support/store_writer.py DATA_DIR [SEED]
 
 Prints "opening" before it opens the store, then each event as one JSON line, only after
 `append` returned (the event is durable): what it printed is what it acknowledged.

@@ -25,10 +25,10 @@ from typing import Any, TextIO
 
 from edge.clock import kernel_clock_state
 from edge.config import Config
-from edge.errors import DataDirBusy, PoskoError
 from edge.ownership import DataDirLock
 from sensors.buttons import BUTTONS
 from sensors.camera import Camera, open_camera
+from sensors.errors import DataDirBusy, PoskoError
 from sensors.feedback import Feedback
 from sensors.pins import pin_factory
 from sensors.thermometer import Thermometer

@@ -17,12 +17,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from district.receiver import Receiver
+from district.sqlite import DistrictDB
 from sync import topics
 from sync.codec import MAX_PAYLOAD
-from sync.db import DistrictDB
 from sync.mqtt import connect, new_client
 from sync.options import Link
-from sync.receiver import Receiver
 
 log = logging.getLogger(__name__)
 
