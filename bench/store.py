@@ -41,7 +41,8 @@ from tinydb import TinyDB
 from edge import events as ev
 from edge.events import Kind, Screening, Who
 from edge.journal import atomic_write, encode
-from edge.store import INDEX_VERSION, EventStore, Segment, segment_name
+from edge.segments import INDEX_VERSION, Segment, segment_name
+from edge.store import EventStore
 
 POST = "bench"
 ZONE_NAME = "Asia/Jakarta"

@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.store import filesystem_of, generate, pick_base
 from district.receiver import Receiver
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.config import defaults
 from edge.store import EventStore
 from sync import codec
@@ -173,7 +173,7 @@ def sync_run(pi_dir: Path, work: Path, events: int, broker_conf: str) -> dict[st
         finally:
             receiver.stop()
         wire = proxy.total()
-    with DistrictDB(db_path, read_only=True) as db:
+    with SQLiteStorage(db_path, read_only=True) as db:
         stored, contiguous = db.count(), db.contiguous(POST)
     ok = drained and acked == events and stored == events and contiguous == events
     return {
@@ -275,7 +275,7 @@ def ingest_run(pi_dir: Path, work: Path, batch_events: int) -> dict[str, Any]:
         for i in range(0, len(events), batch_events)
     ]
     topic = f"posko/v1/{POST}/events"
-    with DistrictDB(work / "ingest.db") as db:
+    with SQLiteStorage(work / "ingest.db") as db:
         receiver = Receiver(db)
         started = time.perf_counter()
         for payload in payloads:

@@ -8,10 +8,9 @@ crashes the receiver, and a batch is stored whole or not at all.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 
-from district.sqlite import DistrictDB
+from district.storage import Storage, StorageError
 from sync import codec, topics
 from sync.batch import PayloadError
 from sync.messages import Ack, parse_status
@@ -40,8 +39,8 @@ class ReceiverStats:
 
 
 class Receiver:
-    def __init__(self, db: DistrictDB, *, max_payload: int = codec.MAX_PAYLOAD) -> None:
-        self.db = db
+    def __init__(self, storage: Storage, *, max_payload: int = codec.MAX_PAYLOAD) -> None:
+        self.storage = storage
         self.max_payload = max_payload
         self.stats = ReceiverStats()
 
@@ -49,7 +48,7 @@ class Receiver:
         """Store what the message carries; the reply to publish after the commit, if any."""
         try:
             return self._handle(topic, payload)
-        except sqlite3.Error as e:  # not the payload's fault: no ack, the post sends again
+        except StorageError as e:  # not the payload's fault: no ack, the post sends again
             self.stats.db_errors += 1
             log.error("district database error on %s: %s", topic, e)
         except Exception as e:  # a bug must not stop the district; keep the payload
@@ -79,10 +78,10 @@ class Receiver:
             self._quarantine(topic, where.post, e.reason, payload)
             if where.leaf == topics.ALERT:
                 return None
-            ack = Ack(self.db.contiguous(where.post), error=e.reason)
+            ack = Ack(self.storage.contiguous(where.post), error=e.reason)
             return Reply(topics.topic(where.post, topics.ACK), ack.encode(), retain=False)
         alert = where.leaf == topics.ALERT
-        stored = self.db.store_batch(batch, alert=alert)
+        stored = self.storage.store_batch(batch, alert=alert)
         self._count(stored.inserted, len(batch.events), alert)
         if alert:
             log.warning("EMERGENCY (Darurat) at post %s: event %d", batch.post, batch.last)
@@ -98,7 +97,7 @@ class Receiver:
         except PayloadError as e:
             self._quarantine(topic, post, e.reason, payload)
             return
-        self.db.record_status(post, status)
+        self.storage.record_status(post, status)
         self.stats.statuses += 1
 
     def _count(self, inserted: int, events: int, alert: bool) -> None:
@@ -111,7 +110,7 @@ class Receiver:
         self.stats.quarantined += 1
         log.warning("quarantined a payload on %s (%d bytes): %s", topic[:120], len(payload), reason)
         try:
-            self.db.quarantine(topic, post, reason, payload)
-        except sqlite3.Error as e:
+            self.storage.quarantine(topic, post, reason, payload)
+        except StorageError as e:
             self.stats.db_errors += 1
             log.error("cannot quarantine a payload: %s", e)

@@ -6,14 +6,17 @@ guard's screen use, so every screen agrees on what a day was.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from district.sqlite import DistrictDB
+from district.storage import Storage
 from edge.events import utc_text
 from edge.tally import summarize
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ZONE = "Asia/Jakarta"
 
@@ -25,7 +28,7 @@ def day_bounds(first_day: str, last_day: str, zone: ZoneInfo) -> tuple[str, str]
     return utc_text(start), utc_text(end)
 
 
-def overview(db: DistrictDB, today: str, zone: ZoneInfo) -> dict[str, Any]:
+def overview(db: Storage, today: str, zone: ZoneInfo) -> dict[str, Any]:
     """Every post with its state, backlog, today's counts, gaps and rejected payloads."""
     start, end = day_bounds(today, today, zone)
     by_post: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -65,4 +68,5 @@ def _waiting(post: dict[str, Any]) -> int | None:
     status = post["status"]
     if "last_seq" not in status and not post["max_seq"]:
         return None
-    return max(status.get("last_seq", 0), post["max_seq"]) - post["contiguous"]
+    held: int = max(status.get("last_seq", 0), post["max_seq"]) - post["contiguous"]
+    return held

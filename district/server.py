@@ -12,13 +12,12 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from district.receiver import Receiver
-from district.sqlite import DistrictDB
+from district.storage import Storage
 from sync import topics
 from sync.codec import MAX_PAYLOAD
 from sync.mqtt import connect, new_client
@@ -36,11 +35,14 @@ def district_link(address: tuple[str, int], **settings: Any) -> Link:
 
 
 class District:
-    """start() it, close() it (idempotent); `subscribed` is set once it listens."""
+    """start() it, close() it (idempotent); `subscribed` is set once it listens.
+
+    It owns the storage it is handed and closes it last.
+    """
 
     def __init__(
         self,
-        db_path: str | Path,
+        storage: Storage,
         link: Link,
         *,
         share: str | None = None,
@@ -48,10 +50,14 @@ class District:
     ) -> None:
         self.link = link
         self.share = share
-        self.db = DistrictDB(db_path)
-        self.receiver = Receiver(self.db, max_payload=max_payload)
+        self.storage = storage
+        self.receiver = Receiver(storage, max_payload=max_payload)
         self.subscribed = threading.Event()
-        self.client = new_client(link, reconnect=True)
+        try:
+            self.client = new_client(link, reconnect=True)
+        except BaseException:
+            storage.close()
+            raise
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
@@ -82,7 +88,7 @@ class District:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
-            self.db.close()
+            self.storage.close()
         self._report(force=True)
 
     def __enter__(self) -> District:

@@ -1,4 +1,4 @@
-"""The district database (SQLite): every post's events exactly once, gaps, statuses, quarantine.
+"""The district's embedded storage (SQLite), one implementation of `district.storage.Storage`.
 
 A batch is stored in one transaction with `INSERT OR IGNORE` on the (post, seq) key, so a
 batch sent twice changes nothing; the highest contiguous seq of each post moves in the
@@ -8,18 +8,21 @@ same transaction and is what the receiver acknowledges once the commit is done.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from district.storage import StorageError, Stored
 from edge.events import FIELDS, utc_text
 from sync.batch import Batch
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 KEEP_PAYLOAD = 64 * 1024  # bytes of a quarantined payload kept for the operator
@@ -50,47 +53,34 @@ ERASED = json.dumps({"purged": True})  # a visitor record's data once erased
 _INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 14)})"
 
 
-@dataclass(frozen=True)
-class Stored:
-    inserted: int  # events new to the database
-    contiguous: int  # the post's highest seq held with everything before it
-
-
 def now_text() -> str:
     return utc_text(datetime.now(UTC))
 
 
-class DistrictDB:
-    """One connection to the district database; safe to share between threads."""
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """sqlite3's errors as the seam's `StorageError`, the only kind its callers catch."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise StorageError(f"district database: {e}") from e
+
+
+class SQLiteStorage:
+    """One connection to the district database file; safe to share between threads."""
 
     def __init__(
         self, path: str | Path, *, read_only: bool = False, busy_timeout: float = 30.0
     ) -> None:
         self.path = Path(path)
-        if read_only:
-            self.conn = sqlite3.connect(
-                f"file:{self.path}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=busy_timeout,
-            )
-        else:
-            self.conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-            )
+        if read_only and not self.path.is_file():
+            raise StorageError(f"no district database at {self.path}")
         self._lock = threading.RLock()
         self._closed = False
         try:
-            if not read_only:
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=FULL")
-                with self._lock:  # each CREATE ... IF NOT EXISTS commits by itself
-                    self.conn.executescript(SCHEMA)
-                    self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            self.close()
-            raise
+            self.conn = _connect(self.path, read_only, busy_timeout)
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open the district database {self.path}: {e}") from e
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -105,6 +95,7 @@ class DistrictDB:
 
     # -- writing -------------------------------------------------------------------
 
+    @storage_errors()
     def store_batch(self, batch: Batch, *, alert: bool = False) -> Stored:
         """Store a checked batch whole, idempotently; returns what is now contiguous."""
         seen = now_text()
@@ -187,6 +178,7 @@ class DistrictDB:
             [(ERASED, batch.post, seq) for seq in sorted(targets)],
         )
 
+    @storage_errors()
     def quarantine(self, topic: str, post: str | None, reason: str, payload: bytes) -> None:
         with self._tx() as db:
             db.execute(
@@ -195,6 +187,7 @@ class DistrictDB:
                 (now_text(), topic[:300], post, reason[:500], len(payload), payload[:KEEP_PAYLOAD]),
             )
 
+    @storage_errors()
     def record_status(self, post: str, status: dict[str, Any]) -> None:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO posts (post) VALUES (?)", (post,))
@@ -205,10 +198,12 @@ class DistrictDB:
 
     # -- reading -------------------------------------------------------------------
 
+    @storage_errors()
     def contiguous(self, post: str) -> int:
         row = self.conn.execute("SELECT contiguous FROM posts WHERE post = ?", (post,)).fetchone()
         return row[0] if row else 0
 
+    @storage_errors()
     def count(self, post: str | None = None) -> int:
         if post is None:
             return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -216,6 +211,7 @@ class DistrictDB:
             self.conn.execute("SELECT COUNT(*) FROM events WHERE post = ?", (post,)).fetchone()[0]
         )
 
+    @storage_errors()
     def seqs(self, post: str) -> list[int]:
         return [
             s
@@ -224,6 +220,7 @@ class DistrictDB:
             )
         ]
 
+    @storage_errors()
     def lost(self, post: str) -> list[tuple[int, int]]:
         return [
             (a, b)
@@ -232,6 +229,7 @@ class DistrictDB:
             )
         ]
 
+    @storage_errors()
     def gaps(self, post: str, limit: int = 100) -> list[tuple[int, int]]:
         """Seq ranges the district is still waiting for (neither stored nor declared lost)."""
         row = self.conn.execute(
@@ -256,6 +254,7 @@ class DistrictDB:
             found.append((held + 1, top))
         return found
 
+    @storage_errors()
     def posts(self) -> list[dict[str, Any]]:
         cursor = self.conn.execute("SELECT * FROM posts ORDER BY post")
         names = [d[0] for d in cursor.description]
@@ -264,6 +263,7 @@ class DistrictDB:
             row["status"] = json.loads(row["status"]) if row["status"] else {}
         return rows
 
+    @storage_errors()
     def quarantined(self, post: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT id, received, topic, post, reason, size FROM quarantine"
         cursor = (
@@ -274,6 +274,7 @@ class DistrictDB:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor]
 
+    @storage_errors()
     def quarantine_counts(self) -> dict[str | None, int]:
         return dict(self.conn.execute("SELECT post, COUNT(*) FROM quarantine GROUP BY post"))
 
@@ -288,19 +289,44 @@ class DistrictDB:
         args: tuple[Any, ...] = (start, end)
         if post is not None:
             query, args = query + " AND post = ?", (*args, post)
-        for row in self.conn.execute(query + " ORDER BY post, seq", args):
-            yield _event(row)
+        with storage_errors():
+            for row in self.conn.execute(query + " ORDER BY post, seq", args):
+                yield _event(row)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self.conn.close()
 
-    def __enter__(self) -> DistrictDB:
+    def __enter__(self) -> SQLiteStorage:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit); a writer's has the schema."""
+    if read_only:
+        return sqlite3.connect(
+            f"file:{path}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=busy_timeout,
+        )
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS commits by itself
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _row(event: dict[str, Any], received: str) -> tuple[Any, ...]:

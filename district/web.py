@@ -1,14 +1,15 @@
 """The district page (Flask): every post online or not, backlog, today's figures, gaps,
 rejected payloads, and a CSV export across posts for a range of days.
 
-`create_app(db_path)` is the application factory; the database is opened read-only per
-request, so the page never competes with the receiver's writes.
+`create_app(db)` is the application factory (`db` as given to `--db`); the storage is
+opened read-only per request, so the page never competes with the receiver's writes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -18,9 +19,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
+from district.backends import open_storage
 from district.report import DEFAULT_ZONE, day_bounds, overview
-from district.sqlite import DistrictDB
+from district.storage import Storage
 from edge.export import CSV_COLUMNS, csv_row
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("district", __name__)
 
@@ -28,20 +32,20 @@ bp = Blueprint("district", __name__)
 class Pages:
     """What the blueprint needs, kept in `app.extensions["posko_district"]`."""
 
-    def __init__(self, db_path: str | Path, zone: str) -> None:
-        self.db_path = Path(db_path)
+    def __init__(self, db: str | Path, zone: str) -> None:
+        self.db = str(db)
         self.zone = ZoneInfo(zone)
 
-    def open(self) -> DistrictDB:
-        return DistrictDB(self.db_path, read_only=True)
+    def open(self) -> Storage:
+        return open_storage(self.db, read_only=True)
 
     def today(self) -> str:
         return datetime.now(self.zone).date().isoformat()
 
 
-def create_app(db_path: str | Path, *, zone: str = DEFAULT_ZONE) -> Flask:
+def create_app(db: str | Path, *, zone: str = DEFAULT_ZONE) -> Flask:
     app = Flask(__name__, template_folder="templates")
-    app.extensions["posko_district"] = Pages(db_path, zone)
+    app.extensions["posko_district"] = Pages(db, zone)
     app.register_blueprint(bp)
     return app
 
@@ -116,7 +120,7 @@ class PageServer:
         from waitress.server import create_server
 
         self.server = create_server(app, host=host, port=port, threads=4)
-        self.url = f"http://{host}:{self.server.effective_port}/"  # type: ignore[union-attr]
+        self.url = f"http://{host}:{self.server.effective_port}/"
         self._thread = threading.Thread(target=self.server.run, name="district-web", daemon=True)
         self._closed = False
 

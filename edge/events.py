@@ -114,3 +114,9 @@ def make(
     }
     event.update({k: v for k, v in optional.items() if v is not None})
     return event
+
+
+def mask_nik(nik: object) -> str:
+    """A NIK as shown anywhere (page, CSV, command line): only its last 4 digits; "" if none."""
+    text = "" if nik is None else str(nik)
+    return "*" * max(len(text) - 4, 0) + text[-4:]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.events import Kind
+from edge.redaction import Redactor
 from edge.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def purge_photos(store: EventStore, before: str) -> int:
 
 def purge_visitor_details(store: EventStore, before: str) -> int:
     """Redact the personal data of VISITOR events of days before `before` (closed segments)."""
-    seqs = store.redact(
+    seqs = Redactor(store).redact(
         lambda day, event: event["kind"] == Kind.VISITOR and day < before, before_day=before
     )
     return len(seqs)

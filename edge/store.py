@@ -13,8 +13,8 @@ import logging
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,50 +26,22 @@ from edge.journal import (
     JournalStorage,
     SegmentDB,
     atomic_write,
+    encode,
     fsync_dir,
     recover,
+    scan,
 )
 from edge.ownership import DataDirLock
-from edge.redaction import Redaction
+from edge.segments import Segment, describe, load_index, segment_name, write_index
 from sensors.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 1
+# Rewrites the events of one segment: the new list, or None to leave it as it is.
+Edit = Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 
 
-@dataclass
-class Segment:
-    """What the index knows of one closed segment, so it need not be read to be found."""
-
-    file: str
-    first: int
-    last: int
-    count: int
-    min_day: str
-    max_day: str
-    size: int
-
-
-def segment_name(first_seq: int, day: str) -> str:
-    return f"{first_seq:012d}_{day}.jsonl"
-
-
-def _describe(path: Path, docs: list[dict[str, Any]], zone: ZoneInfo) -> Segment:
-    first = int(path.name.split("_", 1)[0])
-    days = [ev.local_day(d["time"], zone) for d in docs] or [path.stem.split("_", 1)[1]]
-    return Segment(
-        path.name,
-        first,
-        max((d["seq"] for d in docs), default=first - 1),
-        len(docs),
-        min(days),
-        max(days),
-        path.stat().st_size,
-    )
-
-
-class EventStore(Redaction):
+class EventStore:
     """The single writer of a data directory (or a read-only view of one)."""
 
     def __init__(
@@ -92,6 +64,7 @@ class EventStore(Redaction):
         self.damage: list[Damage] = []
         self.last_error: str | None = None
         self._lock = threading.RLock()
+        self._rewriting = threading.Lock()  # one rewrite at a time (closed files: outside _lock)
         self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
         self._cache_size = cached_segments
         self._active: SegmentDB | None = None
@@ -127,7 +100,7 @@ class EventStore(Redaction):
             self._note_damage(self._active.journal.damage, self._active.journal.max_seq_seen)
             docs = self._active.journal.read()["events"].values()
             self._active_rows = [(ev.local_day(d["time"], self.zone), d) for d in docs]
-            self._active_info = _describe(files[-1], [d for _, d in self._active_rows], self.zone)
+            self._active_info = describe(files[-1], [d for _, d in self._active_rows], self.zone)
             self._active_day = files[-1].stem.split("_", 1)[1]
         self.acked = self._load_watermark()
         tail = self._active.journal.last_seq if self._active else 0
@@ -145,7 +118,7 @@ class EventStore(Redaction):
             return known
         if self.read_only:
             docs = JournalStorage(path, read_only=True).read()["events"].values()
-            return _describe(path, list(docs), self.zone)
+            return describe(path, list(docs), self.zone)
         result, damage = recover(path, self.damaged_dir)
         if damage is None and known is not None and len(result.docs) < known.count:
             # Cut short at a line boundary: nothing to keep, but the loss must be seen.
@@ -156,7 +129,7 @@ class EventStore(Redaction):
                 known.count - len(result.docs),
             )
         self._note_damage(damage, max(result.max_seq_seen, known.last if known else 0))
-        return _describe(path, result.docs, self.zone)
+        return describe(path, result.docs, self.zone)
 
     def _note_damage(self, damage: Damage | None, max_seq_seen: int) -> None:
         if damage is not None:
@@ -165,25 +138,10 @@ class EventStore(Redaction):
             self._seq_floor = max(self._seq_floor, max_seq_seen)
 
     def _load_index(self) -> dict[str, Any]:
-        path = self.events_dir / "index.json"
-        try:
-            data = json.loads(path.read_bytes())
-            if isinstance(data, dict) and data.get("version") == INDEX_VERSION:
-                return data
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            pass
-        log.warning("%s is unreadable; rebuilding it from the segments", path)
-        return {}
+        return load_index(self.events_dir)
 
     def _write_index(self) -> None:
-        data = {
-            "version": INDEX_VERSION,
-            "seq_floor": self._seq_floor,
-            "segments": [asdict(s) for s in self.closed],
-        }
-        atomic_write(self.events_dir / "index.json", json.dumps(data, indent=0).encode())
+        write_index(self.events_dir, self._seq_floor, self.closed)
 
     def _load_watermark(self) -> int:
         path = self.data_dir / "sync.json"
@@ -210,8 +168,7 @@ class EventStore(Redaction):
         self, kind: ev.Kind, *, moment: datetime, clock: str = "unknown", **fields: Any
     ) -> dict[str, Any]:
         """Give the next seq to a new event and make it durable; raise StoreUnavailable."""
-        if self.read_only:
-            raise StoreError(f"{self.data_dir} is open read-only")
+        self._writable()
         with self._lock:
             seq = self.last_seq + 1
             event = ev.make(self.post, seq, moment, kind, clock=clock, **fields)
@@ -270,8 +227,7 @@ class EventStore(Redaction):
 
     def acknowledge(self, seq: int) -> bool:
         """Move the synced watermark up to seq (a cumulative ack); False if it was not new."""
-        if self.read_only:
-            raise StoreError(f"{self.data_dir} is open read-only")
+        self._writable()
         with self._lock:
             if seq <= self.acked:
                 return False
@@ -390,6 +346,88 @@ class EventStore(Redaction):
             "damaged_files_kept": damaged,
             "segments": len(self.closed) + (1 if self._active else 0),
         }
+
+    # -- rewriting: only to remove personal data (edge/redaction.py) -----------------
+
+    def segment_days(self) -> list[tuple[int, int, str]]:
+        """(first seq, last seq, last local day) of every segment, the active one included."""
+        with self._lock:
+            return [(s.first, s.last, s.max_day) for s, _ in self._segments()]
+
+    def closed_before(self, day: str | None) -> list[Segment]:
+        """The closed segments holding a day before `day` (all of them for None)."""
+        with self._lock:
+            return [s for s in self.closed if day is None or s.min_day < day]
+
+    def rewrite_closed(self, segment: Segment, edit: Edit) -> bool:
+        """Replace a closed segment's events by `edit(events)`, atomically; False if unchanged.
+
+        A damaged file is left to the recovery of the next opening (logged, not rewritten).
+        """
+        self._writable()
+        with self._rewriting:
+            path = self.events_dir / segment.file
+            found = scan(path.read_bytes())
+            if found.tail_bytes or found.corrupt:
+                log.error("%s is damaged: personal data in it is not purged", segment.file)
+                return False
+            docs = edit(found.docs)
+            with self._lock:
+                if docs is None or segment not in self.closed:  # unchanged, or dropped
+                    return False
+            atomic_write(path, b"".join(encode(d) for d in docs))
+            with self._lock:
+                self._cache.pop(segment.file, None)
+                segment.size = path.stat().st_size
+                self._write_index()
+            return True
+
+    def rewrite_active(self, edit: Edit, before_day: str | None = None) -> bool:
+        """Like `rewrite_closed`, for the segment being appended to (if its day is before
+        `before_day`): the press path waits meanwhile, so no event can be lost."""
+        self._writable()
+        with self._rewriting, self._lock:
+            if self._active is None or (before_day is not None and self._active_day >= before_day):
+                return False
+            docs = edit([d for _, d in self._active_rows])
+            if docs is None:
+                return False
+            path = self._active.journal.path
+            self._active.close()  # its append descriptor would point at the replaced file
+            atomic_write(path, b"".join(encode(d) for d in docs))
+            self._active = SegmentDB(path, damaged_dir=self.damaged_dir)
+            rows = self._active.journal.read()["events"].values()
+            self._active_rows = [(ev.local_day(d["time"], self.zone), d) for d in rows]
+            return True
+
+    def drop_synced(self, before_day: str) -> list[Segment]:
+        """Delete closed segments wholly acknowledged by the district, of days before `before_day`.
+
+        An unsynced event is never deleted. The index remembers the highest deleted seq as
+        the seq floor, so numbering never goes back; `count` is then what the Pi holds.
+        """
+        self._writable()
+        with self._rewriting, self._lock:
+            gone = [s for s in self.closed if s.last <= self.acked and s.max_day < before_day]
+            if not gone:
+                return []
+            floor, closed = self._seq_floor, self.closed
+            self._seq_floor = max(floor, *(s.last for s in gone))
+            self.closed = [s for s in closed if s not in gone]
+            try:  # the index first: a cut before the unlinks only leaves files to delete again
+                self._write_index()
+            except OSError:
+                self._seq_floor, self.closed = floor, closed
+                raise
+            for segment in gone:
+                self._cache.pop(segment.file, None)
+                (self.events_dir / segment.file).unlink(missing_ok=True)
+            fsync_dir(self.events_dir)
+            return gone
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.data_dir} is open read-only")
 
     # -- closing -------------------------------------------------------------------
 

@@ -232,7 +232,7 @@ class _Values:
     def __init__(
         self, meta: dict[str, Any], temps: list[int], raws: list[int], refs: list[int]
     ) -> None:
-        self.scale = 10 ** meta["dec"]
+        self.scale: int = 10 ** meta["dec"]
         self.base = meta["base"]
         self.temps = iter(t + self.base for t in unzigzag(temps))
         self.raws = iter(unzigzag(raws))

@@ -42,8 +42,9 @@ def new_client(
 
 def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
     # An ack must not wait for Nagle and a delayed TCP ACK (40 ms each round trip).
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+    if isinstance(sock, socket.socket):  # TLS sockets too; paho's websocket wrapper is not one
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def tls_context(link: Link) -> ssl.SSLContext:

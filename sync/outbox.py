@@ -107,7 +107,7 @@ class Outbox:
         return min((f.deadline for f in self.flights), default=None)
 
     def _timeout(self, tries: int) -> float:
-        return self.options.ack_timeout * 2 ** min(tries, MAX_BACKOFF_TRIES)
+        return self.options.ack_timeout * 2.0 ** min(tries, MAX_BACKOFF_TRIES)
 
     def _next(self, now: float) -> Flight | None:
         """The next batch from the cursor, or None when everything is in flight."""

@@ -2,7 +2,8 @@
 
 After CONNACK the session subscribes to its ack topic and publishes its retained status;
 the broker answers in order, so once that status is acknowledged the retained ack (if
-any) has been seen and the outbox can start from the freshest watermark.
+any) has been seen and the outbox can start from the freshest watermark. A session sees
+its worker only through `Owner`: the parts it drives, and where it reports what happened.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.store import EventStore
 from sync import topics
-
-if TYPE_CHECKING:
-    from sync.worker import SyncWorker
+from sync.options import SyncOptions
+from sync.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,42 @@ FATAL_REFUSALS = {
 }
 
 
+class Owner(Protocol):
+    """What a session needs from the worker that owns it (`SyncWorker` implements it)."""
+
+    @property
+    def options(self) -> SyncOptions: ...
+
+    @property
+    def store(self) -> EventStore: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    def status(self, state: str) -> bytes:
+        """The retained status payload saying `state` ("online" or "offline")."""
+
+    def alert(self) -> tuple[int, bytes] | None:
+        """The oldest emergency not yet published: its seq and its payload."""
+
+    def alert_published(self) -> None:
+        """The broker took the emergency `alert()` gave; the next one may go."""
+
+    def connected(self) -> None:
+        """The broker accepted this connection."""
+
+    def failed(self, error: str, *, fatal: bool = False) -> None:
+        """The connection failed; `fatal` when no retry can fix it (TLS, auth)."""
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every acknowledgement received is saved; False at the timeout."""
+
+
 class Session:
     def __init__(
-        self, worker: SyncWorker, client: mqtt.Client, conn: int, connack_deadline: float
+        self, owner: Owner, client: mqtt.Client, conn: int, connack_deadline: float
     ) -> None:
-        self.worker = worker
+        self.owner = owner
         self.client = client
         self.conn = conn
         self.deadline = connack_deadline
@@ -51,7 +84,10 @@ class Session:
 
     @property
     def address(self) -> str:
-        return self.worker.options.link.address
+        return self.owner.options.link.address
+
+    def topic(self, leaf: str) -> str:
+        return topics.topic(self.owner.options.post, leaf)
 
     def timeout(self) -> float:
         now = time.monotonic()
@@ -59,15 +95,15 @@ class Session:
         if not self.accepted:
             waits.append(self.deadline - now)
         if self.ready:
-            deadline = self.worker.outbox.next_deadline()
+            deadline = self.owner.outbox.next_deadline()
             if deadline is not None:
                 waits.append(deadline - now)
-            waits.append(self.last_status + self.worker.options.status_interval - now)
+            waits.append(self.last_status + self.owner.options.status_interval - now)
         return max(0.0, min(waits))
 
     def alive(self) -> bool:
         if not self.accepted and time.monotonic() > self.deadline:
-            self.worker.failed(f"no answer from the broker at {self.address}")
+            self.owner.failed(f"no answer from the broker at {self.address}")
             return False
         return True
 
@@ -80,54 +116,50 @@ class Session:
         elif kind == "suback":
             refused = [c for c in payload if c.is_failure]
             if refused:
-                self.worker.failed(f"the broker refused the ack subscription: {refused[0]}")
+                self.owner.failed(f"the broker refused the ack subscription: {refused[0]}")
         elif kind == "gone":
-            self.worker.failed(f"connection to {self.address} lost: {payload}")
+            self.owner.failed(f"connection to {self.address} lost: {payload}")
             return False
         return True
 
-    def _connack(self, reason: Any) -> bool:
+    def _connack(self, reason: ReasonCode) -> bool:
         if reason.is_failure:
-            self.worker.failed(
+            self.owner.failed(
                 f"the broker at {self.address} refused the connection: {reason}",
                 fatal=str(reason) in FATAL_REFUSALS,
             )
             return False
         self.accepted = True
-        worker = self.worker
-        worker.connections += 1
-        worker.state = "online"
-        worker.last_error = worker.fatal_error = None
-        self.client.subscribe(worker.topic(topics.ACK), qos=1)
+        self.owner.connected()
+        self.client.subscribe(self.topic(topics.ACK), qos=1)
         self.status_mid = self._publish_status()
-        log.info("sync: connected to %s; %d events waiting", self.address, worker.store.pending)
+        log.info("sync: connected to %s; %d events waiting", self.address, self.owner.store.pending)
         return True
 
-    def _puback(self, mid: int, reason: Any) -> None:
+    def _puback(self, mid: int, reason: ReasonCode) -> None:
         if reason.is_failure:
-            self.worker.failed(
+            self.owner.failed(
                 f"the broker refused a message: {reason} (a post may publish "
                 f"only under posko/v1/<its post id>/)"
             )
         if mid == self.status_mid and not self.ready:
             self.ready = True
-            self.worker.outbox.restart()
+            self.owner.outbox.restart()
 
     def pump(self) -> None:
         """Publish what is due: alerts first, then batches, then the status if it is time."""
         if not self.ready:
             return
-        worker = self.worker
-        while worker.alerts:
-            info = self.client.publish(
-                worker.topic(topics.ALERT), worker.alert_payload(worker.alerts[0]), qos=1
-            )
+        owner = self.owner
+        while (alert := owner.alert()) is not None:
+            seq, payload = alert
+            info = self.client.publish(self.topic(topics.ALERT), payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
-            event = worker.alerts.popleft()
-            log.warning("sync: emergency %d published at once", event["seq"])
-        events_topic = worker.topic(topics.EVENTS)
-        for flight in worker.outbox.due():
+            owner.alert_published()
+            log.warning("sync: emergency %d published at once", seq)
+        events_topic = self.topic(topics.EVENTS)
+        for flight in owner.outbox.due():
             self.client.publish(events_topic, flight.payload, qos=1)
         if self._status_due():
             self._publish_status()
@@ -135,24 +167,24 @@ class Session:
     def _status_due(self) -> bool:
         """A status costs bytes: on a timer when something changed, when a real backlog has
         just been cleared, and when the district starts or stops refusing a batch."""
-        worker = self.worker
-        store, last = worker.store, self.last_figures
-        if worker.outbox.refused != self.last_refused:
+        owner = self.owner
+        store, last = owner.store, self.last_figures
+        if owner.outbox.refused != self.last_refused:
             return True
-        timer = time.monotonic() - self.last_status >= worker.options.status_interval
+        timer = time.monotonic() - self.last_status >= owner.options.status_interval
         if (store.last_seq, store.acked) == last[:2]:
             if timer:  # nothing new to say: the retained status still holds
                 self.last_status = time.monotonic()
             return False
-        return timer or (store.pending == 0 and last[2] >= worker.options.batch_events)
+        return timer or (store.pending == 0 and last[2] >= owner.options.batch_events)
 
     def _publish_status(self, state: str = "online") -> int:
         self.last_status = time.monotonic()
-        store = self.worker.store
+        store = self.owner.store
         self.last_figures = (store.last_seq, store.acked, store.pending)
-        self.last_refused = self.worker.outbox.refused
+        self.last_refused = self.owner.outbox.refused
         info = self.client.publish(
-            self.worker.topic(topics.STATUS), self.worker.status(state), qos=1, retain=True
+            self.topic(topics.STATUS), self.owner.status(state), qos=1, retain=True
         )
         return info.mid
 
@@ -161,9 +193,9 @@ class Session:
         if not self.accepted or not self.client.is_connected():
             return
         self.status_mid = None
-        self.worker.watermark.flush(GOODBYE_S)  # the last status tells the saved watermark
+        self.owner.flush(GOODBYE_S)  # the last status tells the saved watermark
         info = self.client.publish(
-            self.worker.topic(topics.STATUS), self.worker.status("offline"), qos=1, retain=True
+            self.topic(topics.STATUS), self.owner.status("offline"), qos=1, retain=True
         )
         with contextlib.suppress(RuntimeError, ValueError):
             info.wait_for_publish(GOODBYE_S)

@@ -231,13 +231,21 @@ class SyncWorker:
         if self.outbox.drained:
             self.drained.set()
 
+    # -- what a session needs from the worker (sync.session.Owner) -----------------
+
+    def connected(self) -> None:
+        self.connections += 1
+        self.state = "online"
+        self.last_error = self.fatal_error = None
+
     def failed(self, error: str, *, fatal: bool = False) -> None:
         self.last_error = error
         if fatal:
             self.fatal_error = error
         log.error("sync: %s", error)
 
-    # -- what a session needs from the worker ----------------------------------------
+    def flush(self, timeout: float) -> bool:
+        return self.watermark.flush(timeout)
 
     def status(self, state: str = "online") -> bytes:
         store = self.store
@@ -253,5 +261,11 @@ class SyncWorker:
             error=self.outbox.refused,
         )
 
-    def alert_payload(self, event: dict[str, Any]) -> bytes:
-        return encode(Batch.of(self.options.post, [self.outbox.outgoing(event)]))
+    def alert(self) -> tuple[int, bytes] | None:
+        if not self.alerts:
+            return None
+        event = self.alerts[0]
+        return event["seq"], encode(Batch.of(self.options.post, [self.outbox.outgoing(event)]))
+
+    def alert_published(self) -> None:
+        self.alerts.popleft()

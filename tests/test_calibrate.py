@@ -14,7 +14,8 @@ import pytest
 from edge.config import Config, example_toml, load
 from edge.store import EventStore
 from posko.commands.calibrate import CalibrationRefused, calibrate, set_offset
-from posko.commands.selftest import StationRunning, Technician
+from posko.commands.selftest import Technician
+from posko.datadir import StationRunning
 from sensors.simulated import ScriptedThermometer
 
 POSKO = [sys.executable, "-m", "posko.cli"]

@@ -92,11 +92,20 @@ def test_district_receiver_waits_for_the_broker(tmp_path: Path, stack: ExitStack
     assert_exactly_once(db_path, store)
 
 
+def test_district_run_refuses_postgresql_in_one_line() -> None:
+    result = posko("district", "run", "--db", "postgresql://x", "--broker", "127.0.0.1:1")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "posko: --db postgresql://...: PostgreSQL storage is not supported yet; "
+        "give the path of an SQLite database file"
+    ]
+
+
 @pytest.fixture(scope="module")
 def district_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """A district database holding one post's backlog, and those events."""
     from district.receiver import Receiver
-    from district.sqlite import DistrictDB
+    from district.sqlite import SQLiteStorage
     from sync import codec
     from sync.batch import Batch
 
@@ -104,7 +113,7 @@ def district_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
     backlog(where / "pi", 3000)
     with EventStore(where / "pi", POST, read_only=True) as store:
         events = store.since(0)
-    with DistrictDB(where / "district.db") as db:
+    with SQLiteStorage(where / "district.db") as db:
         receiver = Receiver(db)
         for i in range(0, len(events), 1000):
             receiver.handle(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from district.receiver import Receiver
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.events import FIELDS, Kind, Screening
 from sync import codec
 from sync.batch import Batch
@@ -25,13 +25,13 @@ EVENTS = "posko/v1/bench/events"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[DistrictDB]:
-    with DistrictDB(tmp_path / "district.db") as d:
+def db(tmp_path: Path) -> Iterator[SQLiteStorage]:
+    with SQLiteStorage(tmp_path / "district.db") as d:
         yield d
 
 
 @pytest.fixture
-def receiver(db: DistrictDB) -> Receiver:
+def receiver(db: SQLiteStorage) -> Receiver:
     return Receiver(db, max_payload=64 * 1024)
 
 
@@ -41,7 +41,7 @@ def batches(events: list[dict[str, Any]], size: int) -> list[bytes]:
     ]
 
 
-def stored(db: DistrictDB) -> list[tuple[Any, ...]]:
+def stored(db: SQLiteStorage) -> list[tuple[Any, ...]]:
     return db.conn.execute(
         "SELECT post, seq, time, kind, who, temp_c, temp_raw_c, screening,"
         " fault, ref, photo, data FROM events ORDER BY post, seq"
@@ -54,7 +54,7 @@ def ack_of(reply: Any) -> Ack:
 
 
 def test_district_stores_a_batch_and_acks_after_the_commit(
-    receiver: Receiver, db: DistrictDB
+    receiver: Receiver, db: SQLiteStorage
 ) -> None:
     events = realistic(300)
     reply = receiver.handle(EVENTS, batches(events, 300)[0])
@@ -71,7 +71,7 @@ def test_district_duplicate_replayed_and_out_of_order_batches_change_nothing(
 ) -> None:
     events = realistic(600, seed=5)
     payloads = batches(events, 100)
-    with DistrictDB(tmp_path_factory.mktemp("d") / "district.db") as db:
+    with SQLiteStorage(tmp_path_factory.mktemp("d") / "district.db") as db:
         receiver = Receiver(db)
         acks = [ack_of(receiver.handle(EVENTS, payloads[i])).ack for i in [*order, *repeats]]
         assert acks == sorted(acks)  # the cumulative ack never goes back
@@ -80,7 +80,7 @@ def test_district_duplicate_replayed_and_out_of_order_batches_change_nothing(
         assert receiver.stats.duplicates == 100 * len(repeats)
 
 
-def test_district_tracks_gaps_until_they_fill(receiver: Receiver, db: DistrictDB) -> None:
+def test_district_tracks_gaps_until_they_fill(receiver: Receiver, db: SQLiteStorage) -> None:
     payloads = batches(realistic(40), 10)
     assert ack_of(receiver.handle(EVENTS, payloads[0])).ack == 10
     assert ack_of(receiver.handle(EVENTS, payloads[2])) == Ack(10, 21, 30)
@@ -90,7 +90,7 @@ def test_district_tracks_gaps_until_they_fill(receiver: Receiver, db: DistrictDB
 
 
 def test_district_seqs_lost_on_the_pi_do_not_stall_the_ack(
-    receiver: Receiver, db: DistrictDB
+    receiver: Receiver, db: SQLiteStorage
 ) -> None:
     events = realistic(20)
     kept = [e for e in events if not 8 <= e["seq"] <= 11]
@@ -101,7 +101,7 @@ def test_district_seqs_lost_on_the_pi_do_not_stall_the_ack(
 
 
 def test_district_alerts_are_stored_but_not_acknowledged(
-    receiver: Receiver, db: DistrictDB
+    receiver: Receiver, db: SQLiteStorage
 ) -> None:
     events = realistic(10)
     alert = codec.encode(Batch.of("bench", [events[6]]))
@@ -111,12 +111,22 @@ def test_district_alerts_are_stored_but_not_acknowledged(
     assert ack_of(receiver.handle(EVENTS, batches(events, 10)[0])).ack == 10
 
 
-def test_district_records_status_and_last_will(receiver: Receiver, db: DistrictDB) -> None:
+def test_district_records_status_and_last_will(receiver: Receiver, db: SQLiteStorage) -> None:
     receiver.handle("posko/v1/bench/status", status("online", pending=12, clock="synced"))
     (post,) = db.posts()
     assert (post["state"], post["status"]["pending"]) == ("online", 12)
     receiver.handle("posko/v1/bench/status", status("offline"))
     assert db.posts()[0]["state"] == "offline"
+
+
+def test_district_withholds_the_ack_when_the_storage_fails(
+    db: SQLiteStorage, tmp_path: Path
+) -> None:
+    with SQLiteStorage(tmp_path / "district.db", read_only=True) as read_only:
+        receiver = Receiver(read_only)  # every write fails, as on a full or broken disk
+        assert receiver.handle(EVENTS, good()) is None  # no ack: the post sends it again
+    assert (receiver.stats.db_errors, receiver.stats.quarantined) == (1, 0)
+    assert db.count() == 0
 
 
 # -- quarantine --------------------------------------------------------------------------
@@ -167,7 +177,7 @@ BAD = {
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_district_quarantines_bad_payloads_and_keeps_working(
-    name: str, receiver: Receiver, db: DistrictDB
+    name: str, receiver: Receiver, db: SQLiteStorage
 ) -> None:
     topic, payload = BAD[name]
     reply = receiver.handle(topic, payload)
@@ -186,7 +196,7 @@ def test_district_quarantines_bad_payloads_and_keeps_working(
 )
 @given(payload=st.binary(max_size=2000))
 def test_district_quarantines_arbitrary_bytes(
-    receiver: Receiver, db: DistrictDB, payload: bytes
+    receiver: Receiver, db: SQLiteStorage, payload: bytes
 ) -> None:
     before = receiver.stats.quarantined
     receiver.handle(EVENTS, payload)
@@ -207,7 +217,7 @@ def test_district_quarantines_damaged_batches_or_stores_them_exactly(
     for _ in range(data.draw(st.integers(1, 4))):
         position = data.draw(st.integers(0, len(payload) - 1))
         payload[position] = data.draw(st.integers(0, 255))
-    with DistrictDB(tmp_path_factory.mktemp("d") / "district.db") as db:
+    with SQLiteStorage(tmp_path_factory.mktemp("d") / "district.db") as db:
         receiver = Receiver(db)
         receiver.handle(EVENTS, bytes(payload))
         assert list(db.events()) in ([], events)
@@ -260,7 +270,7 @@ def acceptable(field: str, value: Any) -> bool:
     value=json_values,
 )
 def test_district_checks_the_type_and_range_of_every_field(
-    receiver: Receiver, db: DistrictDB, field: str, value: Any
+    receiver: Receiver, db: SQLiteStorage, field: str, value: Any
 ) -> None:
     events = realistic(4, seed=2)
     events[3] = {**events[3], field: value}

@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from district.receiver import Receiver
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from district.web import create_app
 from edge import events as ev
 from edge.events import Kind, Screening, Who
@@ -33,7 +33,7 @@ def entry(post: str, seq: int, minute: float, **fields: Any) -> dict[str, Any]:
 @pytest.fixture
 def client(tmp_path: Path) -> FlaskClient:
     db_path = tmp_path / "district.db"
-    with DistrictDB(db_path) as db:
+    with SQLiteStorage(db_path) as db:
         receiver = Receiver(db)
         a = [
             entry("posko-a", 1, 1, temp_c=36.6, screening=Screening.NORMAL),

@@ -10,7 +10,6 @@ import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from typing import Any
 import pytest
 
 from district.receiver import Receiver
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.clock import VirtualClock
 from edge.config import Config
+from edge.erasure import erase
 from edge.events import Kind, Who
 from edge.post import Post
 from edge.retention import (
@@ -33,7 +33,7 @@ from edge.retention import (
 from edge.station import photo_path
 from edge.store import EventStore
 from posko import cli
-from posko.commands.privacy import erase, start_privacy
+from posko.runtime import Runtime
 from sync import codec
 from sync.batch import Batch
 from sync.options import Link, SyncOptions
@@ -264,9 +264,9 @@ def test_privacy_retention_runs_at_start_in_a_running_post(
     with EventStore(config["data.dir"], config["post.id"], ZONE) as store:
         fill(store, range(40, 35, -1))
     post = open_post()
-    with ExitStack() as services:
-        retention = start_privacy(post, services)
-        assert retention.alive
+    with Runtime(config, post=post, page=False).start() as runtime:
+        retention = runtime.retention
+        assert retention is not None and retention.alive
     assert retention.rounds == 1  # once at start-up, then stopped with the services
     notes = [e for e in post.store.since(0) if e["kind"] == Kind.NOTE]
     assert [n["data"]["purge"]["class"] for n in notes] == ["photos", "visitor_details"]
@@ -327,7 +327,7 @@ def test_privacy_erase_refuses_while_the_station_runs(
     _, seqs = history  # its store holds the data directory as `posko run` does
     assert posko(data_dir, "privacy", "erase", "--seq", str(seqs[3]["visitor"]), "--yes") == 1
     err = capsys.readouterr().err
-    assert f"pid {os.getpid()}" in err and "stop the station" in err
+    assert f"posko process {os.getpid()}" in err and "stop it first" in err
     assert name_of(3).encode() in all_bytes(data_dir)
 
 
@@ -378,7 +378,7 @@ def test_privacy_photos_never_leave_the_pi(opened: Callable[..., EventStore]) ->
 # -- the district applies an erasure ---------------------------------------------------
 
 
-def visitor_rows(db: DistrictDB) -> dict[int, Any]:
+def visitor_rows(db: SQLiteStorage) -> dict[int, Any]:
     rows = db.conn.execute("SELECT seq, data FROM events WHERE kind = 'visitor' ORDER BY seq")
     return {seq: json.loads(data) for seq, data in rows}
 
@@ -396,7 +396,7 @@ def test_privacy_district_redacts_on_an_erasure_note(
     if order == "erasure-first":
         batches.reverse()
     topic = f"posko/v1/{POST}/events"
-    with DistrictDB(tmp_path / "district.db") as db:
+    with SQLiteStorage(tmp_path / "district.db") as db:
         receiver = Receiver(db)
         for batch in batches:
             assert receiver.handle(topic, codec.encode(batch)) is not None

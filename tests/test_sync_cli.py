@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from district.backends import open_storage
 from district.server import District, district_link
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.clock import VirtualClock
 from edge.config import Config
 from edge.post import Post
 from edge.store import EventStore
-from posko.commands.sync import start_worker
+from posko.runtime import Runtime
 from tests.conftest import Guard
 from tests.support.sync_broker import Mosquitto, free_port, wait_for
 from tests.support.sync_helpers import POST, assert_exactly_once, backlog, district_count
@@ -55,7 +56,7 @@ def broker(tmp_path: Path, stack: ExitStack) -> Mosquitto:
 @pytest.fixture
 def district(broker: Mosquitto, tmp_path: Path, stack: ExitStack) -> District:
     receiver = stack.enter_context(
-        District(tmp_path / "district.db", district_link(("127.0.0.1", broker.port)))
+        District(open_storage(tmp_path / "district.db"), district_link(("127.0.0.1", broker.port)))
     )
     assert receiver.subscribed.wait(10)
     return receiver
@@ -121,13 +122,13 @@ def test_sync_run_drains_the_backlog_and_says_offline_when_stopped(
             60,
             "the backlog at the district",
         )
-        with DistrictDB(tmp_path / "district.db", read_only=True) as db:
+        with SQLiteStorage(tmp_path / "district.db", read_only=True) as db:
             wait_for(lambda: db.posts()[0]["status"].get("pending") == 0, 10, "drained status")
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    with DistrictDB(tmp_path / "district.db", read_only=True) as db:
+    with SQLiteStorage(tmp_path / "district.db", read_only=True) as db:
         wait_for(lambda: db.posts()[0]["state"] == "offline", 10, "the offline status")
     with EventStore(tmp_path / "pi", POST, read_only=True) as store:
         assert store.acked == 3000
@@ -143,14 +144,14 @@ def test_sync_worker_in_a_post_sends_each_press_and_alerts_at_once(
     stack: ExitStack,
 ) -> None:
     post = open_post(cfg=config.replace(mqtt__broker=broker.address, sync__ack_timeout_s=3.0))
-    worker = start_worker(post, stack)
+    worker = stack.enter_context(Runtime(post.config, post=post, page=False).start()).sync
     assert worker is not None
     guard = Guard(post, clock)
     for button in ("masuk_warga", "keluar_warga", "masuk_pendatang"):
         assert guard.press(button).event is not None
     assert guard.hold("darurat").pattern == "emergency"
     assert worker.wait_drained(20), worker.last_error
-    with DistrictDB(tmp_path / "district.db", read_only=True) as db:
+    with SQLiteStorage(tmp_path / "district.db", read_only=True) as db:
         stored = list(db.events(post="test-post"))
         (row,) = db.posts()
     assert stored == post.store.since(0)
@@ -160,4 +161,5 @@ def test_sync_worker_in_a_post_sends_each_press_and_alerts_at_once(
 def test_sync_run_without_a_broker_leaves_sync_off(
     config: Config, open_post: Callable[..., Post], stack: ExitStack
 ) -> None:
-    assert start_worker(open_post(), stack) is None
+    post = open_post()
+    assert stack.enter_context(Runtime(post.config, post=post, page=False).start()).sync is None

@@ -20,8 +20,9 @@ import paho.mqtt.publish as publish
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from district.backends import open_storage
 from district.server import District, district_link
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.events import Kind
 from edge.store import EventStore
 from sync import codec
@@ -75,7 +76,7 @@ def db_path(tmp_path: Path) -> Path:
 def district(broker: Mosquitto, db_path: Path, stack: ExitStack) -> Callable[..., District]:
     def start(**kwargs: Any) -> District:
         link = district_link(("127.0.0.1", broker.port))
-        return stack.enter_context(District(db_path, link, **kwargs))
+        return stack.enter_context(District(open_storage(db_path), link, **kwargs))
 
     return start
 
@@ -286,7 +287,7 @@ def test_sync_status_is_retained_and_the_last_will_says_offline(
     drained(sync)
 
     def state() -> dict[str, Any]:
-        with DistrictDB(db_path, read_only=True) as db:
+        with SQLiteStorage(db_path, read_only=True) as db:
             posts = db.posts()
             return posts[0] if posts else {}
 
@@ -378,7 +379,7 @@ def test_sync_seqs_the_pi_lost_do_not_leave_a_gap_at_the_district(
     sync = worker(store, broker.address)
     drained(sync)
     assert_exactly_once(db_path, store)  # contiguous reaches last_seq despite the holes
-    with DistrictDB(db_path, read_only=True) as db:
+    with SQLiteStorage(db_path, read_only=True) as db:
         lost = db.lost(POST)
     present = {e["seq"] for e in store.since(0)}
     missing = [s for s in range(1, store.last_seq + 1) if s not in present]

@@ -16,8 +16,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from district.backends import open_storage
 from district.server import District
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.store import EventStore
 from sync import codec
 from sync.batch import Batch
@@ -185,7 +186,7 @@ def test_sync_example_acl_keeps_each_post_under_its_own_id(
 ) -> None:
     db_path = tmp_path / "district.db"
     district = stack.enter_context(
-        District(db_path, link(pki, secure.port, "district"), share="receivers")
+        District(open_storage(db_path), link(pki, secure.port, "district"), share="receivers")
     )
     assert district.subscribed.wait(10)
     backlog(tmp_path / "pi", 500)
@@ -202,11 +203,11 @@ def test_sync_example_acl_keeps_each_post_under_its_own_id(
     own = codec.encode(Batch.of("posko-02", [forged | {"post": "posko-02", "seq": 1}]))
     assert not publish(pki, secure.port, "posko-02", "posko/v1/posko-02/events", own).is_failure  # type: ignore[attr-defined]
     wait_for(
-        lambda: DistrictDB(db_path, read_only=True).count("posko-02") == 1,
+        lambda: SQLiteStorage(db_path, read_only=True).count("posko-02") == 1,
         10,
         "the allowed message (sent after the forged one)",
     )
-    with DistrictDB(db_path, read_only=True) as db:
+    with SQLiteStorage(db_path, read_only=True) as db:
         assert db.seqs(POST) == list(range(1, 501))  # the forged alert never arrived
 
 
@@ -214,7 +215,8 @@ def test_sync_example_broker_takes_a_client_certificate_as_the_post_id(
     secure: Mosquitto, pki: Path, tmp_path: Path, stack: ExitStack
 ) -> None:
     db_path = tmp_path / "district.db"
-    stack.enter_context(District(db_path, link(pki, secure.port, "district"))).subscribed.wait(10)
+    district = District(open_storage(db_path), link(pki, secure.port, "district"))
+    stack.enter_context(district).subscribed.wait(10)
     backlog(tmp_path / "pi", 200)
     store = stack.enter_context(EventStore(tmp_path / "pi", POST))
     port = secure.cert_port  # type: ignore[attr-defined]

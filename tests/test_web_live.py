@@ -140,7 +140,7 @@ def test_web_status_shows_sync_store_and_untrusted_clock(
     assert "Penyimpanan OK" in html and "Jam belum tepercaya" not in html
     clock._state = "unsynced"
     assert "Jam belum tepercaya" in screen.text("/live/panel")
-    screen.services.sync_provider = lambda: {"configured": True, "connected": True}
+    screen.services.sync = lambda: {"configured": True, "connected": True}
     assert "Terhubung ke kabupaten" in screen.text("/live/panel")
 
 
@@ -158,7 +158,7 @@ def test_web_healthz_reports_alive_then_the_reason(screen: Screen) -> None:
     screen.post.station.close()
     down = screen.get("/healthz")
     assert down.status_code == 503
-    assert down.json is not None and "station thread is not running" in down.json["reasons"]
+    assert down.json is not None and "the station thread has stopped" in down.json["reasons"]
     assert screen.press("masuk_warga").status_code == 503  # never queued to a dead station
 
 

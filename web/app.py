@@ -13,15 +13,23 @@ from flask import Flask
 from edge.config import Config
 from edge.post import Post
 from web import i18n, security
-from web.services import PoskoWeb
+from web.services import HealthCheck, PoskoWeb, SyncState
 from web.views import admin, history, live, report, system, visitors
 
 MAX_BODY = 32 * 1024  # no form of the page comes near this
 
 
-def create_app(config: Config, post: Post, *, testing: bool = False) -> Flask:
+def create_app(
+    config: Config,
+    post: Post,
+    *,
+    health: HealthCheck | None = None,
+    sync: SyncState | None = None,
+    testing: bool = False,
+) -> Flask:
     """The page for `post`; `config` is the configuration it starts with (live values are
-    read from `post.config`, which the settings page changes)."""
+    read from `post.config`, which the settings page changes). `health` and `sync` come
+    from the runtime of `posko run`; without them the page checks the post itself."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=security.secret_key(post.data_dir),
@@ -33,7 +41,7 @@ def create_app(config: Config, post: Post, *, testing: bool = False) -> Flask:
         TESTING=testing,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    services = PoskoWeb(post)
+    services = PoskoWeb(post, health=health, sync=sync)
     services.init_app(app)
     i18n.init_app(app, lambda: str(services.config["web.language"]))
     security.init_app(app, lambda: bool(services.config["web.lan_access"]))

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.events import Kind, parse_time
+from edge.events import Kind, mask_nik, parse_time
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -61,13 +61,6 @@ def row(event: dict[str, Any], zone: ZoneInfo, cancelled: set[int] | frozenset[i
         kind=event["kind"],
         who=event.get("who") or "",
     )
-
-
-def mask_nik(nik: str | None) -> str:
-    """A NIK as shown anywhere: only its last 4 digits."""
-    if not nik:
-        return ""
-    return "*" * max(len(nik) - 4, 0) + nik[-4:]
 
 
 def masked_data(data: dict[str, Any] | None) -> dict[str, Any]:

@@ -61,7 +61,6 @@ class WebServer:
         self._thread: threading.Thread | None = None
         self.address = bind_address(config)
         self.moved = threading.Event()  # set each time the server moved to a new address
-        self.services.server = self
         self.services.on_reconfigure.append(self._follow)
 
     @property

@@ -22,11 +22,13 @@ from edge.clock import kernel_clock_state
 from edge.config import Config, load
 from edge.events import Kind
 from edge.journal import atomic_write
+from edge.post import open_thermometer
 from edge.settings import BY_KEY
-from edge.store import EventStore
-from posko.commands.selftest import Technician, as_data_owner, refuse_if_running
-from sensors.errors import DataDirBusy, PoskoError
+from posko.commands.selftest import Technician
+from posko.datadir import as_data_owner, open_store
+from sensors.errors import PoskoError
 from sensors.thermometer import Thermometer
+from web.overrides import load_overrides, save_overrides
 
 KEY = "thermometer.offset_c"
 SPREAD_WARN_C = 0.5
@@ -182,27 +184,12 @@ def save_offset(config_path: Path, offset: float) -> None:
 
 def update_page_override(data_dir: Path, offset: float) -> bool:
     """A page setting wins over the file: keep it in step; True when there was one."""
-    from web.overrides import load_overrides, save_overrides
-
     stored = load_overrides(data_dir)
     if KEY not in stored:
         return False
     stored[KEY] = offset
     save_overrides(data_dir, stored)
     return True
-
-
-def open_store(config: Config) -> EventStore:
-    """The post's store, or a refusal naming the station that holds it."""
-    data_dir = Path(config["data.dir"])
-    owner = data_dir
-    while not owner.exists() and owner != owner.parent:
-        owner = owner.parent
-    try:
-        with as_data_owner(owner):
-            return EventStore(data_dir, config["post.id"], config["time.zone"])
-    except DataDirBusy as e:
-        raise refuse_if_running(e, "calibration") from None
 
 
 def calibrate(
@@ -218,7 +205,8 @@ def calibrate(
     """Measure, show, confirm, save and record; None when the technician declines."""
     technician = technician or Technician()
     out = out or sys.stdout
-    with open_store(config) as store:  # also keeps the station from starting meanwhile
+    # Holding the store also keeps the station from starting meanwhile.
+    with open_store(config, "calibration", create=True) as store:
         technician.say(f"reading the sensor {readings} times: hold it on the target…")
         result = take_readings(thermometer, readings, reference, config)
         check_range(result)
@@ -283,8 +271,6 @@ def cmd_calibrate(config: Config, args: argparse.Namespace) -> int:
 
 def _raw_thermometer(config: Config) -> Thermometer | None:
     """The configured driver without its calibration: the offset is what we measure."""
-    from edge.post import open_thermometer
-
     calibrated: Any = open_thermometer(config)
     return None if calibrated is None else calibrated.driver
 
@@ -297,8 +283,8 @@ def _ask_reference(read: Callable[[], str] = sys.stdin.readline) -> float | None
         return None
 
 
-def add_command(commands: Any, registry: dict[str, Any]) -> None:
-    """Register the `calibrate` subcommand."""
+def register(commands: Any) -> None:
+    """The `calibrate` subcommand."""
     parser = commands.add_parser(
         "calibrate",
         help="set the thermometer's offset against a reference thermometer",
@@ -325,4 +311,4 @@ def add_command(commands: Any, registry: dict[str, Any]) -> None:
         help="no GPIO pins are used here, so this changes nothing: the thermometer is the "
         'configured one (thermometer.driver = "simulated" for practice)',
     )
-    registry["calibrate"] = cmd_calibrate
+    parser.set_defaults(handler=cmd_calibrate)

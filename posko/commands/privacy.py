@@ -1,7 +1,6 @@
 """`posko privacy`: find a data subject's visitor records and erase them (UU PDP No. 27/2022).
 
-Also starts the retention thread of `posko run` (edge/retention.py). An erasure rewrites the
-records in place and is itself recorded as a NOTE event, which sync carries to the district.
+The erasure itself is `edge.erasure.erase`; this module is the technician's command line.
 """
 
 from __future__ import annotations
@@ -10,28 +9,26 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterable
-from contextlib import ExitStack
-from datetime import datetime
 from typing import Any
 
+from edge.clock import SystemClock
 from edge.config import Config
-from edge.events import Kind, parse_time
+from edge.erasure import erase, matches, visitor_records
+from edge.events import mask_nik, parse_time
 from edge.store import EventStore
-from sensors.errors import DataDirBusy, PoskoError
+from posko.datadir import open_for_reading, open_store
+from sensors.errors import PoskoError, UsageError
 
 log = logging.getLogger(__name__)
 
-REASON = "data subject request"
-RECORD_TIMEOUT_S = 30.0
 
 
 class PrivacyError(PoskoError):
     """A privacy request that cannot be carried out as asked."""
 
 
-def add_command(commands: Any, registry: dict[str, Any]) -> None:
-    """Register `posko privacy find|erase`."""
+def register(commands: Any) -> None:
+    """`posko privacy find|erase`."""
     privacy = commands.add_parser(
         "privacy",
         help="find or erase a visitor's personal data (UU PDP requests)",
@@ -53,7 +50,7 @@ def add_command(commands: Any, registry: dict[str, Any]) -> None:
     )
     _add_selectors(erase, seq=True)
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    registry["privacy"] = cmd_privacy
+    privacy.set_defaults(handler=cmd_privacy)
 
 
 def _add_selectors(parser: argparse.ArgumentParser, *, seq: bool) -> None:
@@ -66,9 +63,6 @@ def _add_selectors(parser: argparse.ArgumentParser, *, seq: bool) -> None:
 
 
 def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
-    from posko.cli import open_for_reading
-    from sensors.errors import UsageError
-
     if not (args.name or args.nik or getattr(args, "seq", None)):
         raise UsageError("say whose records: --name TEXT or --nik DIGITS (or --seq N)")
     if args.nik is not None and not args.nik.isdigit():
@@ -83,41 +77,6 @@ def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
     return _erase(config, args)
 
 
-# -- finding ---------------------------------------------------------------------------
-
-
-def visitor_records(store: EventStore) -> Iterable[dict[str, Any]]:
-    """Every VISITOR event that still holds personal details, oldest first."""
-    for event in store.iter_between("0000-01-01", "9999-12-31"):
-        data = event.get("data")
-        if event["kind"] == Kind.VISITOR and isinstance(data, dict) and not data.get("purged"):
-            yield event
-
-
-def matches(
-    events: Iterable[dict[str, Any]],
-    name: str | None = None,
-    nik: str | None = None,
-    seqs: Iterable[int] = (),
-) -> list[dict[str, Any]]:
-    wanted, text = set(seqs), (name or "").casefold()
-    found = []
-    for event in events:
-        data = event["data"]
-        if (
-            event["seq"] in wanted
-            or (text and text in str(data.get("name", "")).casefold())
-            or (nik and str(data.get("nik", "")) == nik)
-        ):
-            found.append(event)
-    return found
-
-
-def mask_nik(nik: Any) -> str:
-    text = str(nik or "")
-    return "*" * max(len(text) - 4, 0) + text[-4:] if text else "-"
-
-
 def table(events: list[dict[str, Any]], store: EventStore) -> str:
     if not events:
         return "no visitor records match"
@@ -126,7 +85,7 @@ def table(events: list[dict[str, Any]], store: EventStore) -> str:
         local = parse_time(event["time"]).astimezone(store.zone).strftime("%Y-%m-%d %H:%M")
         data = event["data"]
         lines.append(
-            f"{event['seq']:>8}  {local:16}  {mask_nik(data.get('nik')):16}  "
+            f"{event['seq']:>8}  {local:16}  {mask_nik(data.get('nik')) or '-':16}  "
             f"{data.get('name', '-')}"
         )
     return "\n".join(lines)
@@ -136,17 +95,7 @@ def table(events: list[dict[str, Any]], store: EventStore) -> str:
 
 
 def _erase(config: Config, args: argparse.Namespace) -> int:
-    from edge.clock import SystemClock
-
-    try:
-        store = EventStore(config["data.dir"], config["post.id"], config["time.zone"])
-    except DataDirBusy as e:
-        who = f"pid {e.pid}" if e.pid else "another process"
-        raise PrivacyError(
-            f"the station is running ({who}) and owns the records: stop the station "
-            "or use the guard's screen"
-        ) from None
-    with store:
+    with open_store(config, "erasing") as store:
         found = matches(visitor_records(store), args.name, args.nik, args.seq)
         missing = sorted(set(args.seq) - {e["seq"] for e in found})
         if missing:
@@ -171,49 +120,3 @@ def _confirm(n: int) -> bool:
     if not sys.stdin.isatty():
         raise PrivacyError("add --yes to erase without a terminal to confirm on")
     return input(f"erase these {n} record(s)? this cannot be undone [y/N] ").strip() in ("y", "Y")
-
-
-def erase(
-    store: EventStore, seqs: list[int], moment: datetime, clock: str = "unknown"
-) -> dict[str, Any]:
-    """Redact these visitor records everywhere on the Pi (the store must be its only writer),
-    delete their entries' photos, then record the erasure as a NOTE event."""
-    from edge.station import photo_path
-
-    wanted = set(seqs)
-    refs = {e["seq"]: e.get("ref") for e in visitor_records(store) if e["seq"] in wanted}
-    done = store.redact(
-        lambda _day, event: event["kind"] == Kind.VISITOR and event["seq"] in wanted,
-        active=True,
-    )
-    photos = []
-    for seq in done:
-        ref = refs.get(seq)
-        path = photo_path(store.data_dir, ref) if ref else None
-        if path is not None and path.exists():
-            path.unlink()
-            photos.append(ref)
-    erasure: dict[str, Any] = {"seqs": sorted(done), "reason": REASON}
-    if photos:
-        erasure["photos"] = sorted(photos)
-    event = store.append(Kind.NOTE, moment=moment, clock=clock, data={"erasure": erasure})
-    log.info("erasure of %d visitor record(s) recorded as event %d", len(done), event["seq"])
-    return {**erasure, "event": event["seq"]}
-
-
-# -- in `posko run` ---------------------------------------------------------------------
-
-
-def start_privacy(post: Any, services: ExitStack) -> Any:
-    """Start the retention thread of a running post; it stops with `services`."""
-    from edge.retention import Retention
-
-    def record(data: dict[str, Any]) -> None:
-        outcome = post.station.record(Kind.NOTE, data=data).result(RECORD_TIMEOUT_S)
-        if outcome.event is None:
-            log.error("retention: the purge was done but not recorded: %s", outcome.message)
-
-    retention = Retention(post.store, lambda: post.config, record, post.clock.now)
-    services.callback(retention.close)
-    post.retention = retention
-    return retention.start()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -17,18 +16,18 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from edge.clock import kernel_clock_state
 from edge.config import Config
-from edge.ownership import DataDirLock
+from edge.post import open_thermometer
+from posko.datadir import hold_data_dir
 from sensors.buttons import BUTTONS
 from sensors.camera import Camera, open_camera
-from sensors.errors import DataDirBusy, PoskoError
 from sensors.feedback import Feedback
 from sensors.pins import pin_factory
 from sensors.thermometer import Thermometer
@@ -39,10 +38,6 @@ DISK_WARN_BYTES = 500 * 1024**2
 DISK_FAIL_BYTES = 50 * 1024**2
 SPREAD_WARN_C = 0.5  # one still forehead should not vary more than this
 BROKER_TIMEOUT_S = 3.0
-
-
-class StationRunning(PoskoError):
-    """The station owns the data directory (and the pins and the thermometer)."""
 
 
 @dataclass(frozen=True)
@@ -80,48 +75,6 @@ class Technician:
                 return True
             if answer in {"n", "no", "tidak"}:
                 return False
-
-
-@contextmanager
-def as_data_owner(path: Path) -> Iterator[None]:
-    """Run as the owner of `path` when root, so files made there stay the station's."""
-    st = path.stat()
-    if os.geteuid() != 0 or st.st_uid == 0:
-        yield
-        return
-    os.setegid(st.st_gid)
-    os.seteuid(st.st_uid)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-
-
-def refuse_if_running(error: DataDirBusy, what: str) -> StationRunning:
-    """The message a technician sees when the station holds the data directory."""
-    who = f"process {error.pid}" if error.pid else "another process"
-    return StationRunning(
-        f"the station is running on {error.path} ({who}) and owns the hardware; "
-        f"{what} needs it: stop it first (`sudo systemctl stop posko`, or Ctrl-C)"
-    )
-
-
-@contextmanager
-def hold_data_dir(data_dir: Path, what: str) -> Iterator[None]:
-    """Keep the station from running (or refuse if it runs) for the duration."""
-    if not data_dir.is_dir():  # no station has ever run here
-        yield
-        return
-    try:
-        with as_data_owner(data_dir):
-            lock = DataDirLock(data_dir).acquire()
-    except DataDirBusy as e:
-        raise refuse_if_running(e, what) from None
-    try:
-        yield
-    finally:
-        lock.close()
 
 
 @dataclass
@@ -188,8 +141,6 @@ def open_bench(
 def _open_thermometer(
     config: Config, given: Thermometer | None, use_config: bool
 ) -> tuple[Thermometer | None, str]:
-    from edge.post import open_thermometer
-
     if given is not None or not use_config:
         return given, ""
     try:
@@ -422,8 +373,8 @@ def cmd_selftest(config: Config, args: argparse.Namespace) -> int:
     )
 
 
-def add_command(commands: Any, registry: dict[str, Any]) -> None:
-    """Register the `selftest` subcommand."""
+def register(commands: Any) -> None:
+    """The `selftest` subcommand."""
     parser = commands.add_parser(
         "selftest",
         help="walk through the buttons, lights, buzzer, thermometer, camera, broker, clock, disk",
@@ -445,4 +396,4 @@ def add_command(commands: Any, registry: dict[str, Any]) -> None:
         "--readings", type=int, default=5, metavar="N", help="thermometer readings to take"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    registry["selftest"] = cmd_selftest
+    parser.set_defaults(handler=cmd_selftest)

@@ -1,7 +1,7 @@
-"""The `posko sync` and `posko district ...` commands, and the worker inside `posko run`.
+"""`posko sync`: send what waits for the district now, by hand (a hotspot, a visit to town).
 
-`posko.cli` registers these; the work happens here so that the CLI file stays a table of
-contents. Exit status as everywhere: 0 success, 1 runtime failure, 2 bad usage.
+A running station syncs by itself (posko/runtime.py); this command needs the data directory
+to itself. Exit status as everywhere: 0 success, 1 runtime failure, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -10,27 +10,21 @@ import argparse
 import logging
 import sys
 import time
-from contextlib import ExitStack
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
+from edge.clock import SystemClock
 from edge.config import Config
-from edge.store import EventStore
-from sensors.errors import DataDirBusy, PoskoError
+from posko.datadir import open_store
 from sync.options import SyncOptions
-
-if TYPE_CHECKING:  # paho is imported only by the commands that talk MQTT
-    from sync.worker import SyncWorker
+from sync.worker import SyncWorker
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0
 
 
-def add_parsers(commands: Any) -> None:
-    """The `sync` and `district` subcommands (the district's own options live there)."""
-    from district.cli import add_district_parser
-
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The `sync` subcommand; its handler is `sync_once`."""
     one = commands.add_parser(
         "sync",
         help="send the events waiting for the district now (one-shot, e.g. a hotspot)",
@@ -51,31 +45,10 @@ def add_parsers(commands: Any) -> None:
         help="exit 0 only once every event is acknowledged, else 1",
     )
     one.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
-    one.set_defaults(fail=one.error)
-    add_district_parser(commands)
-
-
-def start_worker(post: Any, services: ExitStack) -> SyncWorker | None:
-    """The sync thread of `posko run`, woken by the station after each durable event."""
-    from sync.worker import SyncWorker
-
-    config: Config = post.config
-    if not config["mqtt.broker"]:
-        log.info("sync is off: mqtt.broker is not set")
-        return None
-    worker = SyncWorker(post.store, SyncOptions.from_config(config), clock_state=post.clock.state)
-    services.callback(worker.close)
-    post.station.subscribe(worker.notify)
-    services.callback(post.station.unsubscribe, worker.notify)
-    worker.start()
-    log.info("sync to %s started; %d events waiting", config["mqtt.broker"], post.store.pending)
-    return worker
+    one.set_defaults(fail=one.error, handler=sync_once)
 
 
 def sync_once(config: Config, args: argparse.Namespace) -> int:
-    from edge.clock import SystemClock
-    from sync.worker import SyncWorker
-
     broker = args.broker or config["mqtt.broker"]
     if not broker:
         args.fail("give the district broker with --broker HOST:PORT (or set mqtt.broker)")
@@ -83,19 +56,8 @@ def sync_once(config: Config, args: argparse.Namespace) -> int:
         args.fail("--timeout must be more than 0 seconds")
     config = config.replace(mqtt__broker=broker)
     options = SyncOptions.from_config(config)
-    data_dir = Path(config["data.dir"])
-    if not data_dir.is_dir():
-        raise PoskoError(f"no data directory at {data_dir}")
-    try:
-        store = EventStore(data_dir, config["post.id"], config["time.zone"])
-    except DataDirBusy as e:
-        who = f"posko process {e.pid}" if e.pid else "another posko process"
-        raise PoskoError(
-            f"the station ({who}) is running on {data_dir} and syncs by itself when "
-            "mqtt.broker is set (`posko status` shows what waits); to sync by hand, stop it "
-            "first (sudo systemctl stop posko)"
-        ) from None
-    with store:
+    hint = "; a running station syncs by itself when mqtt.broker is set (`posko status`)"
+    with open_store(config, "syncing by hand", hint) as store:
         if store.pending == 0:
             print(
                 f"posko sync: nothing waiting (acknowledged up to {store.acked})", file=sys.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.store import generate
-from district.sqlite import DistrictDB
+from district.sqlite import SQLiteStorage
 from edge.config import defaults
 from edge.store import EventStore
 from sync.options import SyncOptions
@@ -37,7 +37,7 @@ def options(address: str, **changes: Any) -> SyncOptions:
 def district_count(path: Path) -> int:
     if not path.exists():
         return 0
-    with DistrictDB(path, read_only=True) as db:
+    with SQLiteStorage(path, read_only=True) as db:
         try:
             return db.count()
         except Exception:  # the receiver may not have made its tables yet
@@ -46,7 +46,7 @@ def district_count(path: Path) -> int:
 
 def assert_exactly_once(db_path: Path, store: EventStore) -> None:
     """The district holds every event of the store once, with no gap left."""
-    with DistrictDB(db_path, read_only=True) as db:
+    with SQLiteStorage(db_path, read_only=True) as db:
         seqs = db.seqs(POST)
         expected = [e["seq"] for e in store.since(0)]
         assert seqs == expected

@@ -17,8 +17,8 @@ YEAR_S = 365 * 24 * 3600
 
 @bp.get("/healthz")
 def healthz() -> Any:
-    ok, details = posko().health()
-    return jsonify(details), 200 if ok else 503
+    health = posko().health()
+    return jsonify(health.as_json()), 200 if health.ok else 503
 
 
 @bp.get("/lang/<code>")

@@ -10,11 +10,11 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from edge.events import Kind, Who
+from edge.events import Kind, Who, mask_nik
 from edge.station import Record
 from web.forms import VISITOR_FIELDS, visitor_details
 from web.i18n import translate
-from web.present import local, mask_nik, masked_data
+from web.present import local, masked_data
 from web.services import posko
 from web.views import now, submit
 from web.visitor_book import Visitor

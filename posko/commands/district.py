@@ -1,24 +1,30 @@
-"""`posko district run` (the receiver, optionally with its page) and `posko district export`."""
+"""`posko district run` (the receiver, optionally with its page) and `posko district export`:
+their options, checking them, and waiting for SIGTERM; the work is done by `district`.
+Exit status as everywhere: 0 success, 1 runtime failure, 2 bad usage.
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
+import logging
 import sys
-import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from district.report import DEFAULT_ZONE, day_bounds
-from edge.export import write_csv, write_jsonl
+from district.export import WRITERS, export
+from district.report import DEFAULT_ZONE
+from edge.config import Config
 from sensors.errors import PoskoError
 from sync.codec import MAX_PAYLOAD
 from sync.options import split_address
 
+log = logging.getLogger(__name__)
 
-def add_district_parser(commands: Any) -> None:
+
+def register(commands: Any) -> None:
+    """Add `district` with its `run` and `export` subcommands to `commands` (subparsers)."""
     district = commands.add_parser(
         "district",
         help="the district side: receive every post's events, export them",
@@ -63,7 +69,7 @@ def _add_run(sub: Any) -> None:
         help=f"largest batch accepted (default {MAX_PAYLOAD})",
     )
     run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
-    run.set_defaults(fail=run.error)
+    run.set_defaults(handler=run_district, fail=run.error)
 
 
 def _add_export(sub: Any) -> None:
@@ -77,21 +83,19 @@ def _add_export(sub: Any) -> None:
     export.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
     export.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="first day")
     export.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last day")
-    export.add_argument("--format", choices=("csv", "jsonl"), required=True)
+    export.add_argument("--format", choices=tuple(WRITERS), required=True)
     export.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the days")
-    export.set_defaults(fail=export.error)
+    export.set_defaults(handler=export_district, fail=export.error)
 
 
-def district(args: argparse.Namespace) -> int:
-    if args.district_command == "export":
-        return export(args)
-    return run(args)
-
-
-def run(args: argparse.Namespace) -> int:
-    from district.server import District, district_link
+def run_district(config: Config, args: argparse.Namespace) -> int:
+    """Receive (and serve the page) until SIGTERM or Ctrl-C; `config` is the post's, unused."""
+    from district.server import district_link
+    from district.service import Service
+    from posko.stopping import StopSignal
 
     zone = _zone(args)
+    web = _address(args, args.web, "--web") if args.web else None
     link = district_link(
         _address(args, args.broker, "--broker"),
         protocol=args.protocol,
@@ -102,43 +106,23 @@ def run(args: argparse.Namespace) -> int:
         cert_file=args.cert_file,
         key_file=args.key_file,
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with District(args.db, link, share=args.share, max_payload=args.max_payload):
-        page = None
-        if args.web:
-            from district.web import PageServer, create_app
-
-            host, port = _address(args, args.web, "--web")
-            page = PageServer(create_app(args.db, zone=zone.key), host, port).start()
-        print(
-            f"posko: district receiver on {link.address}, database {args.db}"
-            + (f", page at {page.url}" if page else ""),
-            file=sys.stderr,
-            flush=True,
-        )
-        try:
-            stop.wait()
-        finally:
-            if page is not None:
-                page.close()
+    service = Service(
+        args.db, link, share=args.share, max_payload=args.max_payload, web=web, zone=zone.key
+    )
+    with StopSignal() as stop, service:
+        print(f"posko: {service.describe()}", file=sys.stderr, flush=True)
+        stop.wait()
     return 0
 
 
-def export(args: argparse.Namespace) -> int:
-    from district.sqlite import DistrictDB
-
+def export_district(config: Config, args: argparse.Namespace) -> int:
+    """Write the stored events to standard output; `config` is the post's, unused."""
     zone = _zone(args)
     first, last = _day(args, args.first or "1970-01-02"), _day(args, args.last or "9999-12-30")
     if first > last:
         args.fail(f"--from {first} is after --to {last}")
-    if not Path(args.db).is_file():
-        raise PoskoError(f"no district database at {args.db}")
-    start, end = day_bounds(first, last, zone) if (args.first or args.last) else ("", "~")
-    write = write_csv if args.format == "csv" else write_jsonl
-    with DistrictDB(args.db, read_only=True) as db:
-        write(db.events(start, end), sys.stdout, zone)
+    days = (first, last) if (args.first or args.last) else None
+    export(args.db, sys.stdout, fmt=args.format, zone=zone, days=days)
     return 0
 
 

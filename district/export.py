@@ -1,0 +1,28 @@
+"""`posko district export`'s work: every stored event of every post, by post and seq, as CSV
+(with a header row) or JSON lines, for a range of local days or for all time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from district.backends import open_storage
+from district.report import day_bounds
+from edge.export import write_csv, write_jsonl
+
+log = logging.getLogger(__name__)
+
+WRITERS = {"csv": write_csv, "jsonl": write_jsonl}  # by --format
+
+
+def export(
+    db: str, out: TextIO, *, fmt: str, zone: ZoneInfo, days: tuple[str, str] | None = None
+) -> int:
+    """Write the events of `days` (first, last: local days in `zone`), or all, to `out`;
+    how many were written."""
+    start, end = day_bounds(days[0], days[1], zone) if days else ("", "~")
+    write = WRITERS[fmt]
+    with open_storage(db, read_only=True) as storage:
+        return write(storage.events(start, end), out, zone)

@@ -1,0 +1,138 @@
+"""The runtime of `posko run`: it owns the post's parts, starts them in order and stops them
+in reverse, and answers the one health check that systemd's watchdog, `/healthz` and
+`posko status` use.
+
+Order: the post (store, pins, sensors, station, buttons), the guard's page, the sync worker,
+retention. Nothing is attached to another part at run time: each part is handed, when it is
+made, the narrow view of the others it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from typing import Any
+
+from edge.config import Config
+from edge.events import Kind
+from edge.health import Health, check
+from edge.post import Post
+from edge.retention import Retention
+from sensors.errors import PoskoError
+from sync.options import SyncOptions
+from sync.worker import SyncWorker
+from web.app import create_app
+from web.pin import pin_path
+from web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+RECORD_TIMEOUT_S = 30.0  # how long retention waits for the station to record a purge note
+
+
+class Runtime:
+    """Everything `posko run` owns for one data directory; `close()` is idempotent."""
+
+    def __init__(self, config: Config, *, post: Post | None = None, page: bool = True) -> None:
+        self.config = config
+        self.post: Post | None = post
+        self.page: WebServer | None = None
+        self.sync: SyncWorker | None = None
+        self.retention: Retention | None = None
+        self._serve_page = page
+        self._stack = ExitStack()
+
+    def start(self, *, mock: bool = False) -> Runtime:
+        """Open and start every part; on a failure, close what was started and raise."""
+        try:
+            if self.post is None:
+                self.post = self._stack.enter_context(Post(self.config, mock=mock))
+            if self._serve_page:
+                self.page = self._start_page(self.post)
+            self.sync = self._start_sync(self.post)
+            self.retention = self._start_retention(self.post)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @property
+    def running_post(self) -> Post:
+        if self.post is None:
+            raise RuntimeError("the runtime has not been started")
+        return self.post
+
+    def health(self) -> Health:
+        post = self.running_post
+        return check(post.config["post.id"], post.store, station=post.station, page=self.page)
+
+    def sync_state(self) -> dict[str, Any]:
+        """The sync worker's view for the guard's screen (nothing when sync is off)."""
+        worker = self.sync
+        if worker is None:
+            return {}
+        return {
+            "connected": worker.state == "online",
+            "state": worker.state,
+            "error": worker.last_error,
+        }
+
+    # -- the parts -------------------------------------------------------------------
+
+    def _start_page(self, post: Post) -> WebServer:
+        """Serve the guard's page with waitress."""
+        if not pin_path(post.data_dir).exists():
+            log.warning(
+                "no admin PIN yet: the page's settings stay locked until `posko set-pin` is run"
+            )
+        app = create_app(post.config, post, health=self.health, sync=self.sync_state)
+        server = WebServer(app, post.config)
+        try:
+            server.start()
+        except OSError as e:
+            server.close()
+            raise PoskoError(
+                f"cannot serve the guard's page on {post.config['web.listen']}: "
+                f"{e.strerror or e}"
+            ) from e
+        self._stack.callback(server.close)
+        return server
+
+    def _start_sync(self, post: Post) -> SyncWorker | None:
+        """The sync thread, woken by the station after each durable event."""
+        config = post.config
+        if not config["mqtt.broker"]:
+            log.info("sync is off: mqtt.broker is not set")
+            return None
+        options = SyncOptions.from_config(config)
+        worker = SyncWorker(post.store, options, clock_state=post.clock.state)
+        self._stack.callback(worker.close)
+        post.station.subscribe(worker.notify)
+        self._stack.callback(post.station.unsubscribe, worker.notify)
+        worker.start()
+        log.info("sync to %s started; %d events waiting", config["mqtt.broker"], post.store.pending)
+        return worker
+
+    def _start_retention(self, post: Post) -> Retention:
+        """The thread that purges what UU PDP says must not be kept."""
+
+        def record(data: dict[str, Any]) -> None:
+            outcome = post.station.record(Kind.NOTE, data=data).result(RECORD_TIMEOUT_S)
+            if outcome.event is None:
+                log.error("retention: the purge was done but not recorded: %s", outcome.message)
+
+        retention = Retention(post.store, lambda: post.config, record, post.clock.now)
+        self._stack.callback(retention.close)
+        return retention.start()
+
+    # -- stopping --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every part in the reverse order of starting. Idempotent."""
+        self._stack.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
