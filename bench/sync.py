@@ -1,6 +1,6 @@
 """End-to-end sync (sync/) against a naive one-message-per-event baseline, on a real Mosquitto.
 
-Phases, all against Mosquitto on a free loopback port (tests/sync_broker.py):
+Phases, all against Mosquitto on a free loopback port (bench/broker.py):
   1. a Pi data directory with N varied events (bench/store.py's generator: entries with noisy
      temperatures, exits, re-checks, voids, visitor details, sensor faults, random arrival
      gaps; never repeated records);
@@ -39,6 +39,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.broker import Mosquitto
 from bench.store import filesystem_of, generate, pick_base
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
@@ -48,7 +49,6 @@ from sync import codec
 from sync.batch import Batch
 from sync.options import SyncOptions
 from sync.worker import SyncWorker
-from tests.support.sync_broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 POST = "bench"
@@ -108,10 +108,10 @@ class Child:
 
 
 class CountingProxy:
-    """tests/sync_proxy.py in its own process, so that forwarding takes no time from the Pi."""
+    """bench/proxy.py in its own process, so that forwarding takes no time from the Pi."""
 
     def __init__(self, target_port: int) -> None:
-        script = ROOT / "tests" / "sync_proxy.py"
+        script = ROOT / "bench" / "proxy.py"
         self.process = subprocess.Popen(
             [sys.executable, str(script), str(target_port)],
             stdin=subprocess.PIPE,

@@ -1,6 +1,6 @@
-"""The runtime of `posko run`: it owns the post's parts, starts them in order and stops them
-in reverse, and answers the one health check that systemd's watchdog, `/healthz` and
-`posko status` use.
+"""The runtimes of `posko run` and `posko district run`: each owns its parts, starts them in
+order and stops them in reverse. The post's answers the one health check that systemd's
+watchdog, `/healthz` and `posko status` use.
 
 Order: the post (store, pins, sensors, station, buttons), the guard's page, the sync worker,
 retention. Nothing is attached to another part at run time: each part is handed, when it is
@@ -13,13 +13,19 @@ import logging
 from contextlib import ExitStack
 from typing import Any
 
+from district.backends import open_storage
+from district.report import DEFAULT_ZONE
+from district.server import District
+from district.web import PageServer
+from district.web import create_app as create_district_app
 from edge.config import Config
 from edge.events import Kind
 from edge.health import Health, check
 from edge.post import Post
 from edge.retention import Retention
 from sensors.errors import PoskoError
-from sync.options import SyncOptions
+from sync.codec import MAX_PAYLOAD
+from sync.options import Link, SyncOptions
 from sync.worker import SyncWorker
 from web.app import create_app
 from web.pin import pin_path
@@ -92,8 +98,7 @@ class Runtime:
         except OSError as e:
             server.close()
             raise PoskoError(
-                f"cannot serve the guard's page on {post.config['web.listen']}: "
-                f"{e.strerror or e}"
+                f"cannot serve the guard's page on {post.config['web.listen']}: {e.strerror or e}"
             ) from e
         self._stack.callback(server.close)
         return server
@@ -133,6 +138,69 @@ class Runtime:
 
     def __enter__(self) -> Runtime:
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DistrictRuntime:
+    """The district's receiver on the broker, storing into the storage `db` names, and
+    optionally its page; start() it, close() it (idempotent, also after a failed start)."""
+
+    def __init__(
+        self,
+        db: str,
+        link: Link,
+        *,
+        share: str | None = None,
+        max_payload: int = MAX_PAYLOAD,
+        web: tuple[str, int] | None = None,
+        zone: str = DEFAULT_ZONE,
+    ) -> None:
+        self.db = db
+        self.link = link
+        self.share = share
+        self.max_payload = max_payload
+        self.web = web
+        self.zone = zone
+        self.receiver: District | None = None
+        self.page: PageServer | None = None
+        self._closed = False
+
+    def start(self) -> DistrictRuntime:
+        try:
+            self.receiver = District(
+                open_storage(self.db), self.link, share=self.share, max_payload=self.max_payload
+            )
+            self.receiver.start()
+            if self.web is not None:
+                host, port = self.web
+                self.page = PageServer(
+                    create_district_app(self.db, zone=self.zone), host, port
+                ).start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def describe(self) -> str:
+        """One line for the operator: where it listens and stores."""
+        page = f", page at {self.page.url}" if self.page is not None else ""
+        return f"district receiver on {self.link.address}, database {self.db}{page}"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.page is not None:
+                self.page.close()
+        finally:
+            if self.receiver is not None:
+                self.receiver.close()
+
+    def __enter__(self) -> DistrictRuntime:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -20,6 +20,7 @@ import paho.mqtt.publish as publish
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.proxy import Proxy
 from district.backends import open_storage
 from district.server import District, district_link
 from district.sqlite import SQLiteStorage
@@ -39,7 +40,6 @@ from tests.support.sync_helpers import (
     district_count,
     options,
 )
-from tests.support.sync_proxy import Proxy
 
 DRAIN_S = 60.0
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 UNITS = REPO / "systemd"
 STATION = UNITS / "posko.service"
@@ -251,12 +253,6 @@ def test_systemd_kiosk_without_a_browser_says_so(kiosk_bin: Path) -> None:
 # The station's side of the notify protocol, through a socket standing in for systemd.
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_systemd_station_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     address = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
@@ -266,7 +262,7 @@ def test_systemd_station_notifies_ready_watchdog_and_stopping(tmp_path: Path) ->
         env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
         station = subprocess.Popen(
             [sys.executable, "-m", "posko.cli", "--data", str(tmp_path / "data"), "run",
-             "--mock", "--web", f"127.0.0.1:{_free_port()}"],
+             "--mock", "--web", f"127.0.0.1:{free_port()}"],
             cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:

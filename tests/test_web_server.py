@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.ports import free_port
 from edge.config import Config
 from edge.post import Post
 from tests.conftest import Guard
-from tests.support.web_support import free_port, serve
+from tests.support.web_support import serve
 from web.server import WebServer, bind_address
 
 TIMEOUT = 60
@@ -97,6 +98,29 @@ def test_web_server_close_ends_open_streams(open_post: Callable[..., Post], conf
     assert not server.alive
     guard.press("keluar_warga")  # the station goes on without the page
     conn.close()
+
+
+def test_web_server_close_survives_the_loop_running_its_thunk_first(
+    open_post: Callable[..., Post], config: Config
+) -> None:
+    """waitress's pull_trigger queues the stop's thunk before it writes the wake-up byte;
+    a request's earlier pull can make the loop run the thunk in between (seen as EBADF)."""
+    server = serve(open_post(), config)
+    trigger = server._server.trigger
+    pull = trigger._physical_pull
+
+    def late_pull() -> None:
+        pull()  # a request thread's pull wakes the loop, which runs the queued thunk...
+        deadline = time.monotonic() + 5
+        while trigger.thunks and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert not trigger.thunks, "the loop did not run the stop's thunk"
+        pull()  # ...and only then does the stop's own write happen
+
+    trigger._physical_pull = late_pull
+    server.close()
+    assert not server.alive
+    assert trigger._closed  # and nothing is left open
 
 
 def test_web_posko_run_serves_the_page(tmp_path: Path) -> None:

@@ -98,9 +98,33 @@ class WebServer:
         # request still pokes the loop's trigger, which must be open until then.
         self.services.hub.end_all()
         server.task_dispatcher.shutdown(timeout=timeout)
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        # pull_trigger queues its thunk before it writes, and the loop may run the thunk
+        # first (woken by an earlier pull): so the thunk only empties the map, which ends
+        # the loop, and the sockets are closed here once the loop thread is gone.
+        sockets: dict[int, Any] = {}
+
+        def detach() -> None:
+            server.accepting = False  # no new connection in the loop's last round
+            sockets.update(server._map)
+            server._map.clear()
+
+        server.trigger.pull_trigger(detach)
         if thread is not None:
             thread.join(timeout)
+            if thread.is_alive():
+                log.warning("the page's server loop did not stop within %s s", timeout)
+                return
+        sockets.update(server._map)  # the loop may have ended before it ran the thunk
+        for dispatcher in sockets.values():
+            if dispatcher is server:
+                wasyncore.dispatcher.close(server)  # server.close() would shut the trigger
+            elif dispatcher is not server.trigger:
+                dispatcher.close()
+        stray = len(server.task_dispatcher.threads)
+        if stray:  # a request that outlived the timeout still pulls the trigger when done
+            log.warning("%d request thread(s) still running; their trigger stays open", stray)
+        else:
+            server.trigger.close()
 
     def _follow(self, config: Config) -> None:
         """Move to the new address when LAN access changed (after this response is sent)."""

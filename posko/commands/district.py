@@ -15,7 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from district.export import WRITERS, export
 from district.report import DEFAULT_ZONE
+from district.server import district_link
 from edge.config import Config
+from posko.runtime import DistrictRuntime
+from posko.stopping import StopSignal
 from sensors.errors import PoskoError
 from sync.codec import MAX_PAYLOAD
 from sync.options import split_address
@@ -90,9 +93,6 @@ def _add_export(sub: Any) -> None:
 
 def run_district(config: Config, args: argparse.Namespace) -> int:
     """Receive (and serve the page) until SIGTERM or Ctrl-C; `config` is the post's, unused."""
-    from district.server import district_link
-    from district.service import Service
-    from posko.stopping import StopSignal
 
     zone = _zone(args)
     web = _address(args, args.web, "--web") if args.web else None
@@ -106,7 +106,7 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         cert_file=args.cert_file,
         key_file=args.key_file,
     )
-    service = Service(
+    service = DistrictRuntime(
         args.db, link, share=args.share, max_payload=args.max_payload, web=web, zone=zone.key
     )
     with StopSignal() as stop, service:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.ports import free_port
+
 POSKO = [sys.executable, "-m", "posko.cli"]
 TIMEOUT = 60
 
@@ -23,26 +25,32 @@ def clean_env() -> dict[str, str]:
 
 @contextmanager
 def running_station(data: Path) -> Iterator[subprocess.Popen[str]]:
-    """A station on `data`, yielded once it says it runs; stopped with SIGTERM (exit 0)."""
+    """A station on `data` with its page on a free port, yielded once it says it runs;
+    stopped with SIGTERM (exit 0)."""
     station = subprocess.Popen(
-        [*POSKO, "--data", str(data), "run", "--mock"],
+        [*POSKO, "--data", str(data), "run", "--mock", "--web", f"127.0.0.1:{free_port()}"],
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(),
     )
-    lines: queue.Queue[str] = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
     stderr = station.stderr
     assert stderr is not None
 
     def read() -> None:  # a thread, so that waiting for the station has a time limit
         for line in stderr:
             lines.put(line)
+        lines.put(None)  # the station ended
 
     threading.Thread(target=read, daemon=True).start()
+    said: list[str] = []
     try:
-        while "is running" not in lines.get(timeout=TIMEOUT):
-            pass
+        while not said or "is running" not in said[-1]:
+            line = lines.get(timeout=TIMEOUT)
+            assert line is not None, f"the station ended before it ran: {''.join(said)}"
+            said.append(line)
         yield station
     finally:
         station.send_signal(signal.SIGTERM)
-        assert station.wait(TIMEOUT) == 0  # SIGTERM is a clean stop
+        code = station.wait(TIMEOUT)
+    assert code == 0  # SIGTERM is a clean stop

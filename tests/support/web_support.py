@@ -1,16 +1,16 @@
 """Helpers for the guard's-screen tests: the app on a real Post, a client that sends CSRF
-tokens, and a free loopback port for the real server."""
+tokens, and the real server on a free loopback port."""
 
 from __future__ import annotations
 
 import re
-import socket
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from bench.ports import free_port
 from edge.config import Config
 from edge.post import Post
 from web.app import create_app
@@ -68,12 +68,6 @@ class Screen:
         response = self.get(path)
         assert response.status_code == 200, (path, response.status_code)
         return response.get_data(as_text=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(post: Post, config: Config, tries: int = 5) -> Any:

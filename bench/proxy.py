@@ -99,7 +99,7 @@ class Proxy:
 
 
 def main() -> None:
-    """`python tests/sync_proxy.py PORT`: a proxy in its own process (so that it takes no
+    """`python bench/proxy.py PORT`: a proxy in its own process (so that it takes no
     time from the measured one); prints its port, then "up down" byte counts for each line
     read on stdin, until stdin closes."""
     import sys
