@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from district.storage import Storage
-from edge.events import utc_text
+from edge.events import Event, utc_text
 from edge.tally import summarize
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def day_bounds(first_day: str, last_day: str, zone: ZoneInfo) -> tuple[str, str]
 def overview(db: Storage, today: str, zone: ZoneInfo) -> dict[str, Any]:
     """Every post with its state, backlog, today's counts, gaps and rejected payloads."""
     start, end = day_bounds(today, today, zone)
-    by_post: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_post: dict[str, list[Event]] = defaultdict(list)
     for event in db.events(start, end):
         by_post[event["post"]].append(event)
     rejected = db.quarantine_counts()

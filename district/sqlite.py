@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from district.storage import StorageError, Stored
-from edge.events import FIELDS, utc_text
+from edge.events import FIELDS, Event, utc_text
 from sync.batch import Batch
 
 log = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ class SQLiteStorage:
         start: str = "",
         end: str = "~",
         post: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Event]:
         """Events whose UTC time text lies in [start, end), by post then seq."""
         query = f"SELECT {', '.join(FIELDS)} FROM events WHERE time >= ? AND time < ?"
         args: tuple[Any, ...] = (start, end)
@@ -329,7 +329,7 @@ def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connec
     return conn
 
 
-def _row(event: dict[str, Any], received: str) -> tuple[Any, ...]:
+def _row(event: Event, received: str) -> tuple[Any, ...]:
     data = event.get("data")
     return (
         event["post"],
@@ -349,11 +349,11 @@ def _row(event: dict[str, Any], received: str) -> tuple[Any, ...]:
     )
 
 
-def _event(row: tuple[Any, ...]) -> dict[str, Any]:
+def _event(row: tuple[Any, ...]) -> Event:
     event = dict(zip(FIELDS[:5], row[:5], strict=True))
     for name, value in zip(FIELDS[5:], row[5:], strict=True):
         if value is not None:
             event[name] = (
                 True if name == "photo" else json.loads(value) if (name == "data") else value
             )
-    return event
+    return cast(Event, event)  # a row stored by _row from a checked batch

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
+from edge.events import Event
 from sensors.errors import PoskoError
 from sync.batch import Batch
 
@@ -81,9 +82,7 @@ class Storage(Protocol):
         """Rejected payloads per post (None: no post could be told)."""
         ...
 
-    def events(
-        self, start: str = "", end: str = "~", post: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def events(self, start: str = "", end: str = "~", post: str | None = None) -> Iterator[Event]:
         """Events whose UTC time text lies in [start, end), by post then seq."""
         ...
 

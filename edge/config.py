@@ -12,10 +12,19 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge.options import (
+    ButtonOptions,
+    CameraOptions,
+    PostOptions,
+    PrivacyOptions,
+    ScreeningOptions,
+    ThermometerOptions,
+)
 from edge.settings import BY_KEY, PINS, SETTINGS, Setting
 from sensors.errors import ConfigError
 
@@ -25,7 +34,8 @@ RESERVED_ENV = {"POSKO_CONFIG"}
 
 
 class Config(Mapping[str, Any]):
-    """A validated, read-only view of every setting, keyed by "section.name"."""
+    """A validated, read-only view of every setting, keyed by "section.name", with a typed
+    view per area of the post (`config.screening.threshold_c`, see `edge.options`)."""
 
     def __init__(self, values: Mapping[str, Any], source: str = "defaults") -> None:
         self._values = dict(values)
@@ -53,6 +63,31 @@ class Config(Mapping[str, Any]):
     @property
     def pins(self) -> dict[str, int]:
         return {name: self[f"pins.{name}"] for name in PINS}
+
+    # Typed views, built once per Config: it never changes, a new setting is a new Config.
+    @cached_property
+    def post(self) -> PostOptions:
+        return PostOptions.from_config(self)
+
+    @cached_property
+    def screening(self) -> ScreeningOptions:
+        return ScreeningOptions.from_config(self)
+
+    @cached_property
+    def thermometer(self) -> ThermometerOptions:
+        return ThermometerOptions.from_config(self)
+
+    @cached_property
+    def buttons(self) -> ButtonOptions:
+        return ButtonOptions.from_config(self)
+
+    @cached_property
+    def camera(self) -> CameraOptions:
+        return CameraOptions.from_config(self)
+
+    @cached_property
+    def privacy(self) -> PrivacyOptions:
+        return PrivacyOptions.from_config(self)
 
 
 def defaults() -> Config:

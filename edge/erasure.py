@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from edge.events import Kind
+from edge.events import Event, Kind
 from edge.redaction import Redactor
 from edge.station import photo_path
 from edge.store import EventStore
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 REASON = "data subject request"
 
 
-def visitor_records(store: EventStore) -> Iterable[dict[str, Any]]:
+def visitor_records(store: EventStore) -> Iterable[Event]:
     """Every VISITOR event that still holds personal details, oldest first."""
     for event in store.iter_between("0000-01-01", "9999-12-31"):
         data = event.get("data")
@@ -30,11 +30,11 @@ def visitor_records(store: EventStore) -> Iterable[dict[str, Any]]:
 
 
 def matches(
-    events: Iterable[dict[str, Any]],
+    events: Iterable[Event],
     name: str | None = None,
     nik: str | None = None,
     seqs: Iterable[int] = (),
-) -> list[dict[str, Any]]:
+) -> list[Event]:
     wanted, text = set(seqs), (name or "").casefold()
     found = []
     for event in events:

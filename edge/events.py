@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NotRequired, Required, TypedDict
 from zoneinfo import ZoneInfo
 
 
@@ -37,22 +37,30 @@ class Screening(StrEnum):
     FAULT = "fault"  # not measured: sensor fault
 
 
-# Field order of an event on disk and in exports.
-FIELDS = (
-    "post",
-    "seq",
-    "time",
-    "clock",
-    "kind",
-    "who",
-    "temp_c",
-    "temp_raw_c",
-    "screening",
-    "fault",
-    "ref",
-    "photo",
-    "data",
-)
+class Event(TypedDict):
+    """One event as it is stored, exported and sent: a plain JSON object, keys as in FIELDS.
+
+    `make` builds one; each reader of bytes (journal, codecs, district database) checks
+    them as before and casts in one place.
+    """
+
+    post: Required[str]
+    seq: Required[int]
+    time: Required[str]  # UTC text, see utc_text
+    clock: Required[str]  # the clock's state when it was made, e.g. "synced"
+    kind: Required[str]  # a Kind value
+    who: NotRequired[str]  # a Who value
+    temp_c: NotRequired[float]
+    temp_raw_c: NotRequired[float]
+    screening: NotRequired[str]  # a Screening value
+    fault: NotRequired[str]
+    ref: NotRequired[int]  # the seq this event corrects or completes
+    photo: NotRequired[bool]  # only ever true
+    data: NotRequired[dict[str, Any]]  # visitor details, a note's or a setting's content
+
+
+# Field order of an event on disk and in exports: the order `Event` declares them in.
+FIELDS: tuple[str, ...] = tuple(Event.__annotations__)
 
 
 def utc_text(moment: datetime) -> str:
@@ -93,26 +101,31 @@ def make(
     ref: int | None = None,
     photo: bool = False,
     data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A new event as the plain dict that is stored, exported and sent."""
-    event: dict[str, Any] = {
+) -> Event:
+    """A new event as the plain dict that is stored, exported and sent (None: left out)."""
+    event: Event = {
         "post": post,
         "seq": seq,
         "time": utc_text(moment),
         "clock": clock,
         "kind": str(kind),
     }
-    optional = {
-        "who": who and str(who),
-        "temp_c": temp_c,
-        "temp_raw_c": temp_raw_c,
-        "screening": screening and str(screening),
-        "fault": fault,
-        "ref": ref,
-        "photo": photo or None,
-        "data": data,
-    }
-    event.update({k: v for k, v in optional.items() if v is not None})
+    if who is not None:
+        event["who"] = str(who)
+    if temp_c is not None:
+        event["temp_c"] = temp_c
+    if temp_raw_c is not None:
+        event["temp_raw_c"] = temp_raw_c
+    if screening is not None:
+        event["screening"] = str(screening)
+    if fault is not None:
+        event["fault"] = fault
+    if ref is not None:
+        event["ref"] = ref
+    if photo:
+        event["photo"] = photo
+    if data is not None:
+        event["data"] = data
     return event
 
 

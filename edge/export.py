@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from edge.events import FIELDS, parse_time
+from edge.events import FIELDS, Event, parse_time
 
 CSV_COLUMNS = ("post", "seq", "time", "local_time", *FIELDS[3:])
 
 
-def csv_row(event: dict[str, Any], zone: ZoneInfo) -> list[Any]:
+def csv_row(event: Event, zone: ZoneInfo) -> list[Any]:
     local = parse_time(event["time"]).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
     row = {**event, "local_time": local}
     if "data" in event:
@@ -24,7 +24,7 @@ def csv_row(event: dict[str, Any], zone: ZoneInfo) -> list[Any]:
     return ["" if row.get(c) is None else row[c] for c in CSV_COLUMNS]
 
 
-def write_csv(events: Iterable[dict[str, Any]], out: TextIO, zone: ZoneInfo) -> int:
+def write_csv(events: Iterable[Event], out: TextIO, zone: ZoneInfo) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
@@ -34,7 +34,7 @@ def write_csv(events: Iterable[dict[str, Any]], out: TextIO, zone: ZoneInfo) -> 
     return count
 
 
-def write_jsonl(events: Iterable[dict[str, Any]], out: TextIO, zone: ZoneInfo) -> int:
+def write_jsonl(events: Iterable[Event], out: TextIO, zone: ZoneInfo) -> int:
     count = 0
     for event in events:
         out.write(json.dumps(event, ensure_ascii=False) + "\n")

@@ -18,12 +18,13 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
+from edge.events import Event
 from sensors.errors import AppendOnlyError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ def encode(doc: Mapping[str, Any]) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
-def decode(line: bytes) -> dict[str, Any] | None:
-    """The document of one line (without its newline), or None if it is damaged."""
+def decode(line: bytes) -> Event | None:
+    """The event of one line (without its newline), or None if it is damaged."""
     if len(line) < 11 or line[8:9] != b" ":
         return None
     body = line[9:]
@@ -51,14 +52,14 @@ def decode(line: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("seq"), int):
         return None
-    return doc
+    return cast(Event, doc)  # its checksum holds: the store wrote it, from `make`
 
 
 @dataclass
 class Scan:
     """What a journal file holds: its valid documents and where it is damaged."""
 
-    docs: list[dict[str, Any]] = field(default_factory=list)
+    docs: list[Event] = field(default_factory=list)
     good_end: int = 0  # byte offset just after the last valid line
     bad_lines: int = 0  # damaged lines followed by a valid one (real corruption)
     tail_bytes: int = 0  # bytes after the last valid line (a torn write)
@@ -91,7 +92,8 @@ def _scan_whole(data: bytes) -> Scan | None:
         return None
     if not all(isinstance(d, dict) and isinstance(d.get("seq"), int) for d in docs):
         return None
-    return Scan(docs=docs, good_end=len(data), max_seq_seen=docs[-1]["seq"] if docs else 0)
+    events = cast(list[Event], docs)  # every checksum holds, as in `decode`
+    return Scan(docs=events, good_end=len(data), max_seq_seen=events[-1]["seq"] if events else 0)
 
 
 def _scan_lines(data: bytes) -> Scan:
@@ -216,18 +218,18 @@ class JournalStorage(Storage):
             self.path.touch(exist_ok=True)
             result, self.damage = recover(self.path, damaged_dir or self.path.parent / "damaged")
         self.max_seq_seen = result.max_seq_seen
-        self._docs: dict[str, dict[str, Any]] = {str(d["seq"]): d for d in result.docs}
+        self._docs: dict[str, Event] = {str(d["seq"]): d for d in result.docs}
         self._tables = {TABLE: self._docs}
         self.last_seq = max((d["seq"] for d in result.docs), default=0)
         self._fd: int | None = None
 
-    def read(self) -> dict[str, dict[str, Any]]:
+    def read(self) -> dict[str, dict[str, Event]]:
         return self._tables
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         raise AppendOnlyError("events are never rewritten; a correction is a new event")
 
-    def append(self, doc: dict[str, Any]) -> None:
+    def append(self, doc: Event) -> None:
         """Make one document durable, then visible; on failure nothing changes."""
         if self.read_only:
             raise AppendOnlyError(f"{self.path.name} is closed for writing")
@@ -279,7 +281,7 @@ class EventTable(Table):
         storage = self._storage
         if not isinstance(storage, JournalStorage):
             raise TypeError("EventTable needs a JournalStorage")
-        storage.append(doc)
+        storage.append(cast(Event, doc))  # TinyDB's signature: the store inserts only events
         self.clear_cache()
         return int(doc["seq"])
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from edge.clock import SystemClock
@@ -26,32 +25,28 @@ log = logging.getLogger(__name__)
 
 def open_thermometer(config: Config) -> Thermometer | None:
     """The configured driver, wrapped in the configured calibration."""
-    driver = config["thermometer.driver"]
+    options = config.thermometer
     raw: Thermometer
-    if driver == "none":
+    if options.driver == "none":
         return None
-    if driver == "mlx90614":
+    if options.driver == "mlx90614":
         from sensors.mlx90614 import MLX90614
 
-        raw = MLX90614(
-            config["thermometer.i2c_bus"],
-            config["thermometer.i2c_address"],
-            samples=config["thermometer.samples"],
-        )
-    elif driver == "ds18b20":
+        raw = MLX90614(options.i2c_bus, options.i2c_address, samples=options.samples)
+    elif options.driver == "ds18b20":
         from sensors.ds18b20 import DS18B20
 
-        raw = DS18B20(config["thermometer.w1_device"] or None)
+        raw = DS18B20(options.w1_device or None)
     else:
         from sensors.simulated import SimulatedThermometer
 
         raw = SimulatedThermometer()
     return Calibrated(
         raw,
-        offset=config["thermometer.offset_c"],
-        gain=config["thermometer.gain"],
-        plausible_min=config["thermometer.plausible_min_c"],
-        plausible_max=config["thermometer.plausible_max_c"],
+        offset=options.offset_c,
+        gain=options.gain,
+        plausible_min=options.plausible_min_c,
+        plausible_max=options.plausible_max_c,
     )
 
 
@@ -87,9 +82,9 @@ class Post:
         monotonic: Any,
     ) -> None:
         config, stack = self.config, self._stack
-        self.data_dir = Path(config["data.dir"])
+        self.data_dir = config.post.data_dir
         self.store = stack.enter_context(
-            EventStore(self.data_dir, config["post.id"], config["time.zone"])
+            EventStore(self.data_dir, config.post.id, config.post.zone)
         )
         for damage in self.store.damage:
             log.error("store damage found at start-up: %s", damage.describe())
@@ -98,7 +93,7 @@ class Post:
             stack.callback(self.factory.close)  # pins go last, after every device using them
         if use_config_sensors:
             thermometer = thermometer or open_thermometer(config)
-            camera = camera or open_camera(config["camera.driver"])
+            camera = camera or open_camera(config.camera.driver)
         self.thermometer = thermometer
         self.camera = camera
         for device in (thermometer, camera):
@@ -125,15 +120,15 @@ class Post:
                 pins,
                 self.station.submit,
                 pin_factory=self.factory,
-                dead_time=config["buttons.dead_time_ms"] / 1000,
-                emergency_hold=config["buttons.emergency_hold_s"],
-                recheck_hold=config["buttons.recheck_hold_s"],
+                dead_time=config.buttons.dead_time_s,
+                emergency_hold=config.buttons.emergency_hold_s,
+                recheck_hold=config.buttons.recheck_hold_s,
                 **extra,
             )
         )
         log.info(
             "post %s ready: %d events, %d waiting for sync",
-            config["post.id"],
+            config.post.id,
             self.store.count,
             self.store.pending,
         )
@@ -158,22 +153,23 @@ class Post:
         self.config = config
         self.station.config = config
         if isinstance(self.thermometer, Calibrated):
-            self.thermometer.offset = config["thermometer.offset_c"]
-            self.thermometer.gain = config["thermometer.gain"]
-            self.thermometer.plausible_min = config["thermometer.plausible_min_c"]
-            self.thermometer.plausible_max = config["thermometer.plausible_max_c"]
+            calibration = config.thermometer
+            self.thermometer.offset = calibration.offset_c
+            self.thermometer.gain = calibration.gain
+            self.thermometer.plausible_min = calibration.plausible_min_c
+            self.thermometer.plausible_max = calibration.plausible_max_c
         if "camera.driver" in changed:
             if self.camera is not None:
                 self.camera.close()
-            self.camera = open_camera(config["camera.driver"])
+            self.camera = open_camera(config.camera.driver)
             self.station.camera = self.camera
             if self.camera is not None:
                 self._stack.callback(self.camera.close)
-        panel = self.panel
-        panel.dead_time = config["buttons.dead_time_ms"] / 1000
+        panel, buttons = self.panel, config.buttons
+        panel.dead_time = buttons.dead_time_s
         for name, button in panel.buttons.items():
-            key = "buttons.emergency_hold_s" if name == "darurat" else "buttons.recheck_hold_s"
-            button.hold_time = config[key]
+            hold = buttons.emergency_hold_s if name == "darurat" else buttons.recheck_hold_s
+            button.hold_time = hold
         return [k for k in changed if k in self.RESTART or k.startswith("pins.")]
 
     def mock_pin(self, name: str) -> Any:

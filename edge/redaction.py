@@ -13,12 +13,11 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from edge import events as ev
-from edge.segments import Segment
+from edge.segments import Edit, Segment
 
 PURGED: dict[str, Any] = {"purged": True}  # what a purged event's `data` becomes
 
-Edit = Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
-Choose = Callable[[str, dict[str, Any]], bool]  # (local day, event) -> redact it?
+Choose = Callable[[str, ev.Event], bool]  # (local day, event) -> redact it?
 
 
 class Rewritable(Protocol):
@@ -60,7 +59,7 @@ class Redactor:
     def _edit(self, choose: Choose, done: list[int]) -> Edit:
         zone = self.store.zone
 
-        def edit(docs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        def edit(docs: list[ev.Event]) -> list[ev.Event] | None:
             out, seqs = [], []
             for doc in docs:
                 if (

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.events import Kind
+from edge.options import PrivacyOptions
 from edge.redaction import Redactor
 from edge.store import EventStore
 
@@ -74,10 +75,11 @@ def purge_synced_events(store: EventStore, before: str) -> int:
     return sum(s.count for s in store.drop_synced(before))
 
 
-PURGES: dict[str, tuple[str, Callable[[EventStore, str], int]]] = {
-    "photos": ("privacy.photo_days", purge_photos),
-    "visitor_details": ("privacy.visitor_days", purge_visitor_details),
-    "synced_events": ("privacy.synced_event_days", purge_synced_events),
+Period = Callable[[PrivacyOptions], int]  # the days a class of data is kept
+PURGES: dict[str, tuple[Period, Callable[[EventStore, str], int]]] = {
+    "photos": (lambda p: p.photo_days, purge_photos),
+    "visitor_details": (lambda p: p.visitor_days, purge_visitor_details),
+    "synced_events": (lambda p: p.synced_event_days, purge_synced_events),
 }
 
 
@@ -86,8 +88,9 @@ def purge(
 ) -> dict[str, int]:
     """Run every purge once; record a NOTE for each that removed something. {class: count}."""
     done: dict[str, int] = {}
-    for name, (key, run) in PURGES.items():
-        before = cutoff(today, settings[key])
+    privacy = PrivacyOptions.from_config(settings)
+    for name, (period, run) in PURGES.items():
+        before = cutoff(today, period(privacy))
         try:
             count = run(store, before)
         except OSError as e:  # the next round tries again; the press path is untouched
@@ -138,7 +141,7 @@ class Retention:
                 self.run_once()
             except Exception:  # a bug here must not take the station down
                 log.exception("retention round failed")
-            if self._stop.wait(self.settings()["privacy.purge_interval_s"]):
+            if self._stop.wait(PrivacyOptions.from_config(self.settings()).purge_interval_s):
                 return
 
     def close(self, timeout: float = 30.0) -> None:

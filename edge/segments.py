@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from edge.journal import atomic_write
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
+
+# Rewrites the events of one segment: the new list, or None to leave it as it is.
+Edit = Callable[[list[ev.Event]], list[ev.Event] | None]
 
 
 @dataclass
@@ -38,7 +42,7 @@ def segment_name(first_seq: int, day: str) -> str:
     return f"{first_seq:012d}_{day}.jsonl"
 
 
-def describe(path: Path, docs: list[dict[str, Any]], zone: ZoneInfo) -> Segment:
+def describe(path: Path, docs: list[ev.Event], zone: ZoneInfo) -> Segment:
     first = int(path.name.split("_", 1)[0])
     days = [ev.local_day(d["time"], zone) for d in docs] or [path.stem.split("_", 1)[1]]
     return Segment(

@@ -12,10 +12,10 @@ import random
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from edge.clock import VirtualClock
 from edge.config import Config
+from edge.events import Event
 from edge.post import Post
 from edge.station import Outcome
 from sensors.simulated import SimulatedThermometer
@@ -47,7 +47,7 @@ class Driver:
     def next_action(self) -> tuple[str, bool]:
         """(button, held): a due re-check first, otherwise a button from the mix."""
         station = self.post.station
-        wait = station.config["screening.recheck_wait_s"]
+        wait = station.config.screening.recheck_wait_s
         now = station.clock.now()
         for pending in station.pending:
             if pending.due(wait) <= now:
@@ -89,7 +89,7 @@ def simulate(
     presses: int,
     *,
     seed: int | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
 ) -> dict[str, int]:
     """Drive `presses` presses through a post on a virtual clock ending about now."""
     rng = random.Random(seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge.config import Config
-from edge.events import Kind, Screening, Who, parse_time
+from edge.events import Event, Kind, Screening, Who, parse_time
 from edge.screening import decide
 from edge.store import EventStore
 from edge.tally import PendingRecheck, pending_rechecks, voided
@@ -68,7 +68,7 @@ class Outcome:
     """What one press led to: the durable event (or none) and the pattern the guard got."""
 
     press: Press | Record
-    event: dict[str, Any] | None
+    event: Event | None
     pattern: str
     message: str = ""
 
@@ -103,7 +103,7 @@ class Station:
         self.clock = clock
         self.health = Health()
         self._queue: queue.Queue[tuple[Press | Record, Future[Outcome]] | None] = queue.Queue()
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._listeners: list[Callable[[Event], None]] = []
         self._watchers: list[Callable[[Outcome], None]] = []
         self._thread = threading.Thread(target=self._work, name="station", daemon=True)
         self.pending: list[PendingRecheck] = []
@@ -137,7 +137,7 @@ class Station:
         """
         return self.submit(Record(kind, fields))
 
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
         """Call `listener(event)` in the station thread after each event is durable."""
         self._listeners.append(listener)
 
@@ -145,7 +145,7 @@ class Station:
         """Call `watcher(outcome)` in the station thread after every press is handled."""
         self._watchers.append(watcher)
 
-    def unsubscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
+    def unsubscribe(self, listener: Callable[[Event], None]) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
@@ -219,7 +219,7 @@ class Station:
         verdict = (
             None
             if reading is None
-            else decide(reading, second=False, threshold_c=self.config["screening.threshold_c"])
+            else decide(reading, second=False, threshold_c=self.config.screening.threshold_c)
         )
         photo = self._photo()
         outcome = self._record(
@@ -240,7 +240,7 @@ class Station:
         waiting = [p for p in self.pending if p.who == who]
         if not waiting or self.thermometer is None:
             return self._entry(press)  # held by habit: still a person entering
-        wait = self.config["screening.recheck_wait_s"]
+        wait = self.config.screening.recheck_wait_s
         now = self.clock.now()
         due = [p for p in waiting if p.due(wait) <= now]
         if not due:
@@ -249,7 +249,7 @@ class Station:
                 press, None, "denied", f"re-check of #{waiting[0].seq} is due in {left:.0f} s"
             )
         reading = self._read() or Reading.failed("no_thermometer")
-        verdict = decide(reading, second=True, threshold_c=self.config["screening.threshold_c"])
+        verdict = decide(reading, second=True, threshold_c=self.config.screening.threshold_c)
         outcome = self._record(
             press,
             Kind.RECHECK,
@@ -264,7 +264,7 @@ class Station:
 
     def _void(self, press: Press) -> Outcome:
         now = self.clock.now()
-        window = timedelta(seconds=self.config["buttons.void_window_s"])
+        window = timedelta(seconds=self.config.buttons.void_window_s)
         recent = self.store.recent(50)
         cancelled = voided(recent)
         for event in recent:
@@ -313,7 +313,7 @@ def photo_path(data_dir: Path, seq: int) -> Path:
     return data_dir / "photos" / f"{seq // 1000:06d}" / f"{seq}.jpg"
 
 
-def _summary(event: dict[str, Any]) -> str:
+def _summary(event: Event) -> str:
     parts = [
         event["kind"],
         event.get("who"),

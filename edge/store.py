@@ -13,7 +13,7 @@ import logging
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -32,13 +32,10 @@ from edge.journal import (
     scan,
 )
 from edge.ownership import DataDirLock
-from edge.segments import Segment, describe, load_index, segment_name, write_index
+from edge.segments import Edit, Segment, describe, load_index, segment_name, write_index
 from sensors.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
-
-# Rewrites the events of one segment: the new list, or None to leave it as it is.
-Edit = Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
 
 
 class EventStore:
@@ -65,10 +62,10 @@ class EventStore:
         self.last_error: str | None = None
         self._lock = threading.RLock()
         self._rewriting = threading.Lock()  # one rewrite at a time (closed files: outside _lock)
-        self._cache: OrderedDict[str, list[tuple[str, dict[str, Any]]]] = OrderedDict()
+        self._cache: OrderedDict[str, list[tuple[str, ev.Event]]] = OrderedDict()
         self._cache_size = cached_segments
         self._active: SegmentDB | None = None
-        self._active_rows: list[tuple[str, dict[str, Any]]] = []
+        self._active_rows: list[tuple[str, ev.Event]] = []
         self._active_day = ""
         self._owner: DataDirLock | None = None
         if not read_only:
@@ -166,7 +163,7 @@ class EventStore:
 
     def append(
         self, kind: ev.Kind, *, moment: datetime, clock: str = "unknown", **fields: Any
-    ) -> dict[str, Any]:
+    ) -> ev.Event:
         """Give the next seq to a new event and make it durable; raise StoreUnavailable."""
         self._writable()
         with self._lock:
@@ -254,7 +251,7 @@ class EventStore:
             active = len(self._active.journal) if self._active else 0
             return sum(s.count for s in self.closed) + active
 
-    def _docs_of(self, segment: Segment) -> list[tuple[str, dict[str, Any]]]:
+    def _docs_of(self, segment: Segment) -> list[tuple[str, ev.Event]]:
         """(day, event) pairs of a closed segment, from a small cache of parsed segments."""
         cached = self._cache.get(segment.file)
         if cached is not None:
@@ -267,20 +264,20 @@ class EventStore:
             self._cache.popitem(last=False)
         return docs
 
-    def _segments(self) -> list[tuple[Segment, list[tuple[str, dict[str, Any]]] | None]]:
+    def _segments(self) -> list[tuple[Segment, list[tuple[str, ev.Event]] | None]]:
         """Every segment, oldest first; the active one comes with its documents."""
-        out: list[tuple[Segment, list[tuple[str, dict[str, Any]]] | None]] = [
+        out: list[tuple[Segment, list[tuple[str, ev.Event]] | None]] = [
             (s, None) for s in self.closed
         ]
         if self._active is not None:
             out.append((self._active_info, self._active_rows))
         return out
 
-    def between(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
+    def between(self, first_day: str, last_day: str) -> list[ev.Event]:
         """Events whose local day lies in [first_day, last_day], in seq order."""
         return list(self.iter_between(first_day, last_day))
 
-    def iter_between(self, first_day: str, last_day: str) -> Iterator[dict[str, Any]]:
+    def iter_between(self, first_day: str, last_day: str) -> Iterator[ev.Event]:
         """Like `between`, one segment in memory at a time (for exports of a whole year)."""
         with self._lock:
             segments = [
@@ -294,13 +291,13 @@ class EventStore:
                     docs = self._docs_of(segment)
             yield from (doc for day, doc in docs if first_day <= day <= last_day)
 
-    def on_day(self, day: str) -> list[dict[str, Any]]:
+    def on_day(self, day: str) -> list[ev.Event]:
         return self.between(day, day)
 
-    def since(self, seq: int, limit: int | None = None) -> list[dict[str, Any]]:
+    def since(self, seq: int, limit: int | None = None) -> list[ev.Event]:
         """Events with a seq above `seq`, oldest first, at most `limit` of them."""
         with self._lock:
-            found: list[dict[str, Any]] = []
+            found: list[ev.Event] = []
             start = max(bisect_right([s.first for s in self.closed], seq + 1) - 1, 0)
             for segment, docs in self._segments()[start:]:
                 if segment.last <= seq:
@@ -312,16 +309,16 @@ class EventStore:
                             return found
             return found
 
-    def get(self, seq: int) -> dict[str, Any] | None:
+    def get(self, seq: int) -> ev.Event | None:
         found = self.since(seq - 1, limit=1)
         return found[0] if found and found[0]["seq"] == seq else None
 
-    def recent(self, n: int) -> list[dict[str, Any]]:
+    def recent(self, n: int) -> list[ev.Event]:
         """The last n events, newest first."""
         if n <= 0:
             return []
         with self._lock:
-            found: list[dict[str, Any]] = []
+            found: list[ev.Event] = []
             for segment, docs in reversed(self._segments()):
                 rows = docs if docs is not None else self._docs_of(segment)
                 found.extend(doc for _, doc in reversed(rows[-(n - len(found)) :]))

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.events import Kind, Screening, parse_time
+from edge.events import Event, Kind, Screening, parse_time
 
 
-def voided(events: Iterable[dict[str, Any]]) -> set[int]:
+def voided(events: Iterable[Event]) -> set[int]:
     """Seqs that a `void` event cancelled (Batal never voids a void)."""
     return {e["ref"] for e in events if e["kind"] == Kind.VOID and "ref" in e}
 
@@ -33,7 +33,7 @@ class PendingRecheck:
         return self.since + timedelta(seconds=wait_s)
 
 
-def pending_rechecks(events: Iterable[dict[str, Any]]) -> list[PendingRecheck]:
+def pending_rechecks(events: Iterable[Event]) -> list[PendingRecheck]:
     """Entries flagged for a re-check that have no valid second reading yet, oldest first."""
     events = list(events)
     cancelled = voided(events)
@@ -54,7 +54,7 @@ def pending_rechecks(events: Iterable[dict[str, Any]]) -> list[PendingRecheck]:
     ]
 
 
-def summarize(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def summarize(events: Iterable[Event]) -> dict[str, Any]:
     """Counts for one day's events, voided ones left out."""
     events = list(events)
     cancelled = voided(events)

@@ -35,28 +35,29 @@ def open_store(config: Config, what: str, hint: str = "", *, create: bool = Fals
     """The post's store as its only writer, or `StationRunning` while the station runs.
 
     With `create`, a missing data directory is made (owned like its nearest parent)."""
-    data_dir = owner = Path(config["data.dir"])
+    data_dir = owner = config.post.data_dir
     if not data_dir.is_dir() and not create:
         raise PoskoError(f"no data directory at {data_dir}")
     while not owner.exists() and owner != owner.parent:
         owner = owner.parent
     try:
         with as_data_owner(owner):
-            return EventStore(data_dir, config["post.id"], config["time.zone"])
+            return EventStore(data_dir, config.post.id, config.post.zone)
     except DataDirBusy as e:
         raise refusal(e, what, hint) from None
 
 
 def open_for_reading(config: Config) -> EventStore:
     """The store, read-write when no station runs (so damage is repaired), else read-only."""
-    data_dir = Path(config["data.dir"])
+    post = config.post
+    data_dir = post.data_dir
     if not data_dir.is_dir():
         raise PoskoError(f"no data directory at {data_dir}")
     try:
         with as_data_owner(data_dir):
-            return EventStore(data_dir, config["post.id"], config["time.zone"])
+            return EventStore(data_dir, post.id, post.zone)
     except DataDirBusy:
-        return EventStore(data_dir, config["post.id"], config["time.zone"], read_only=True)
+        return EventStore(data_dir, post.id, post.zone, read_only=True)
 
 
 @contextmanager

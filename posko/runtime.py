@@ -25,9 +25,10 @@ from edge.post import Post
 from edge.retention import Retention
 from sensors.errors import PoskoError
 from sync.codec import MAX_PAYLOAD
-from sync.options import Link, SyncOptions
+from sync.options import Link, SyncOptions, broker_address
 from sync.worker import SyncWorker
 from web.app import create_app
+from web.options import PageOptions
 from web.pin import pin_path
 from web.server import WebServer
 
@@ -70,7 +71,7 @@ class Runtime:
 
     def health(self) -> Health:
         post = self.running_post
-        return check(post.config["post.id"], post.store, station=post.station, page=self.page)
+        return check(post.config.post.id, post.store, station=post.station, page=self.page)
 
     def sync_state(self) -> dict[str, Any]:
         """The sync worker's view for the guard's screen (nothing when sync is off)."""
@@ -97,16 +98,16 @@ class Runtime:
             server.start()
         except OSError as e:
             server.close()
-            raise PoskoError(
-                f"cannot serve the guard's page on {post.config['web.listen']}: {e.strerror or e}"
-            ) from e
+            listen = PageOptions.from_config(post.config).listen
+            raise PoskoError(f"cannot serve the guard's page on {listen}: {e.strerror or e}") from e
         self._stack.callback(server.close)
         return server
 
     def _start_sync(self, post: Post) -> SyncWorker | None:
         """The sync thread, woken by the station after each durable event."""
         config = post.config
-        if not config["mqtt.broker"]:
+        broker = broker_address(config)
+        if not broker:
             log.info("sync is off: mqtt.broker is not set")
             return None
         options = SyncOptions.from_config(config)
@@ -115,7 +116,7 @@ class Runtime:
         post.station.subscribe(worker.notify)
         self._stack.callback(post.station.unsubscribe, worker.notify)
         worker.start()
-        log.info("sync to %s started; %d events waiting", config["mqtt.broker"], post.store.pending)
+        log.info("sync to %s started; %d events waiting", broker, post.store.pending)
         return worker
 
     def _start_retention(self, post: Post) -> Retention:

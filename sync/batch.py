@@ -7,8 +7,8 @@ Every seq in `[first, last]` without an event in the batch is one the Pi no long
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from edge.events import Event
 from sensors.errors import PoskoError
 
 MAX_SEQ = 2**53 - 1  # seqs must survive JSON readers that use doubles
@@ -36,13 +36,13 @@ class Batch:
     post: str
     first: int
     last: int
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
     @classmethod
     def of(
         cls,
         post: str,
-        events: list[dict[str, Any]],
+        events: list[Event],
         first: int | None = None,
         last: int | None = None,
     ) -> Batch:

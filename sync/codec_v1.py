@@ -7,8 +7,9 @@ carry exactly (an unexpected field or value), and every receiver keeps reading i
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from edge.events import Event
 from sync.batch import Batch, PayloadError
 from sync.schema import check_batch
 
@@ -29,6 +30,7 @@ def decode(body: bytes) -> Batch:
         raise PayloadError("version 1 body is not a batch object")
     if not isinstance(doc["events"], list):
         raise PayloadError("version 1 events are not a list")
-    batch = Batch(doc["post"], doc["first"], doc["last"], doc["events"])
+    events = cast(list[Event], doc["events"])  # Events once check_batch below passes
+    batch = Batch(doc["post"], doc["first"], doc["last"], events)
     check_batch(batch)
     return batch

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import struct
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
-from edge.events import FIELDS
+from edge.events import FIELDS, Event
 from sync.batch import MAX_EVENTS, Batch, PayloadError, Unencodable
 from sync.packing import pack, unpack, unzigzag, zigzag
 from sync.schema import MAX_TIME_MS, TEMP_C, TEMP_RAW_C, check_data, check_frame, check_shape
@@ -55,6 +55,7 @@ class _Columns:
             self.data.append,
         )
         times: list[str] = []
+        get: Any  # bound once per event (hot loop); encode checks what it returns
         post, previous = batch.post, batch.first - 1
         for event in batch.events:
             if not event.keys() <= CARRIED or event["post"] != post:
@@ -239,7 +240,7 @@ class _Values:
         self.refs = iter(refs)
         self.data = iter(meta["data"])
 
-    def event(self, post: str, seq: int, ms: int, shape: list[Any]) -> dict[str, Any]:
+    def event(self, post: str, seq: int, ms: int, shape: list[Any]) -> Event:
         kind, who, screening, fault, clock, photo, flags = shape
         event: dict[str, Any] = {
             "post": post,
@@ -269,7 +270,7 @@ class _Values:
             event["photo"] = photo
         if flags & DATA:
             event["data"] = next(self.data)
-        return event
+        return cast(Event, event)  # every value checked: the header by _meta, the rest here
 
     def _degrees(self, scaled: int, bounds: tuple[float, float], name: str) -> float:
         value = scaled / self.scale

@@ -14,6 +14,11 @@ from edge.config import Config
 from sensors.errors import ConfigError
 
 
+def broker_address(config: Config) -> str:
+    """The district broker's HOST:PORT (`mqtt.broker`); empty when the post does not sync."""
+    return str(config["mqtt.broker"])
+
+
 def split_address(address: str) -> tuple[str, int]:
     """("host", port) of "HOST:PORT"; ValueError if it is not one."""
     host, sep, port = address.rpartition(":")
@@ -73,9 +78,9 @@ class SyncOptions:
     @classmethod
     def from_config(cls, config: Config, **changes: Any) -> SyncOptions:
         """The options of `config` (mqtt.broker must be set); ConfigError on a problem."""
-        post = config["post.id"]
+        post = config.post.id
         try:
-            host, port = split_address(config["mqtt.broker"])
+            host, port = split_address(broker_address(config))
         except ValueError as e:
             raise ConfigError([f"mqtt.broker: {e}"]) from None
         password = config["mqtt.password"] or None

@@ -13,8 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from edge.events import Event
 from edge.store import EventStore
 from sensors.errors import StoreError
 from sync.batch import Batch
@@ -128,7 +128,7 @@ class Outbox:
         self.cursor = end + 1
         return Flight(start, end, len(events), payload, now + self._timeout(0))
 
-    def outgoing(self, event: dict[str, Any]) -> dict[str, Any]:
+    def outgoing(self, event: Event) -> Event:
         """The event as it may leave the Pi (no NIK unless sync.send_nik)."""
         data = event.get("data")
         if self.options.send_nik or not isinstance(data, dict) or "nik" not in data:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from edge.events import FIELDS, Kind, Screening, Who
@@ -54,7 +55,7 @@ def check_batch(batch: Batch) -> None:
         previous = event["seq"]
 
 
-def check_event(event: dict[str, Any], post: str) -> None:
+def check_event(event: Mapping[str, Any], post: str) -> None:
     missing = [k for k in REQUIRED if k not in event]
     if missing:
         raise PayloadError(f"an event lacks {', '.join(missing)}")

@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge import __version__
-from edge.events import Kind, utc_text
+from edge.events import Event, Kind, utc_text
 from edge.store import EventStore
 from sync import messages, topics
 from sync.batch import Batch, PayloadError
@@ -55,7 +55,7 @@ class SyncWorker:
         self.watermark = Watermark(store, on_saved=self._saved)
         self.outbox = Outbox(store, options, version=version, save=self.watermark.advance)
         self.inbox: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
-        self.alerts: deque[dict[str, Any]] = deque()
+        self.alerts: deque[Event] = deque()
         self.state = "starting"  # connecting, online, waiting (between tries), stopped
         self.last_error: str | None = None
         self.fatal_error: str | None = None  # the last error no retry can fix (TLS, auth)
@@ -73,7 +73,7 @@ class SyncWorker:
         self._thread.start()
         return self
 
-    def notify(self, event: dict[str, Any]) -> None:
+    def notify(self, event: Event) -> None:
         """A new durable event (station listener): wake the worker; never blocks."""
         self.inbox.put(("event", 0, event))
 
@@ -204,7 +204,7 @@ class SyncWorker:
                 break
         return items
 
-    def _event(self, event: dict[str, Any]) -> None:
+    def _event(self, event: Event) -> None:
         self.drained.clear()
         if event.get("kind") == Kind.EMERGENCY:
             self.alerts.append(event)

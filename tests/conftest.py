@@ -1,27 +1,30 @@
-"""Shared fixtures: a post on mock pins with a virtual clock, and a way to press its buttons.
+"""Shared fixtures: a post on mock pins with a virtual clock and a guard to press its buttons,
+a real Mosquitto on a free port, a running `posko run`, and an ExitStack for the rest.
 
 Only the hardware edge is fake (gpiozero's MockFactory, a scripted thermometer, a fake
-camera); the store, the station and the files are real.
+camera); the store, the station, the broker and the files are real.
 """
 
 from __future__ import annotations
 
-import queue
+import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.broker import Mosquitto
 from edge.clock import VirtualClock
 from edge.config import Config, defaults
 from edge.post import Post
-from edge.station import Outcome
 from sensors.simulated import ScriptedThermometer
+from tests.support.guard import Guard
+from tests.support.station_proc import running_station
 
 START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
-WAIT_S = 5.0  # how long a test waits for the station before it fails
 
 
 @pytest.fixture
@@ -37,45 +40,6 @@ def config(tmp_path: Path) -> Config:
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock(START)
-
-
-class Guard:
-    """Presses the mock buttons of a post and waits for what the station made of them."""
-
-    def __init__(self, post: Post, clock: VirtualClock) -> None:
-        self.post = post
-        self.clock = clock
-        self.outcomes: queue.Queue[Outcome] = queue.Queue()
-        post.station.watch(self.outcomes.put)
-
-    def pin(self, name: str) -> Any:
-        return self.post.mock_pin(name)
-
-    def press(self, button: str) -> Outcome:
-        """A short press and release, a second later than the last one."""
-        self.clock.advance(1.0)
-        pin = self.pin(button)
-        pin.drive_low()
-        pin.drive_high()
-        return self.next_outcome()
-
-    def hold(self, button: str) -> Outcome:
-        """Hold until the station answers (the hold fired), then release."""
-        self.clock.advance(1.0)
-        pin = self.pin(button)
-        pin.drive_low()
-        try:
-            return self.next_outcome()
-        finally:
-            pin.drive_high()
-
-    def next_outcome(self) -> Outcome:
-        return self.outcomes.get(timeout=WAIT_S)
-
-    def nothing_more(self) -> bool:
-        """True if no outcome is waiting: the station handles presses in order, so check
-        this after a later press's outcome has arrived."""
-        return self.outcomes.empty()
 
 
 @pytest.fixture
@@ -107,3 +71,33 @@ def guard(open_post: Callable[..., Post], clock: VirtualClock) -> Callable[..., 
         return Guard(open_post(script, **kwargs), clock)
 
     return make
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    """What a test starts (workers, receivers, stores), entered here, is closed after it."""
+    with ExitStack() as s:
+        yield s
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path, stack: ExitStack) -> Mosquitto:
+    """A Mosquitto on a free port, not started yet: outage tests start, kill and restart it.
+    Stopped after the test."""
+    broker = Mosquitto(tmp_path / "broker")
+    stack.callback(broker.close)
+    return broker
+
+
+@pytest.fixture
+def broker(mosquitto: Mosquitto) -> Mosquitto:
+    """A running Mosquitto on a free port."""
+    return mosquitto.start()
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A running `posko run --mock` on `tmp_path / "data"`, its page on a free port; stopped
+    with SIGTERM after the test (which must be a clean stop)."""
+    with running_station(tmp_path / "data") as process:
+        yield process

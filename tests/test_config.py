@@ -5,14 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.config import defaults, load, validate
+from edge.config import Config, defaults, load, validate
 from edge.settings import SETTINGS
 from sensors.errors import ConfigError
+from sync.options import SyncOptions
+from web.options import PageOptions
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -110,6 +113,45 @@ def test_config_bool_is_not_a_number(tmp_path: Path) -> None:
     path = write(tmp_path, "[screening]\nrecheck_wait_s = true\n")
     with pytest.raises(ConfigError, match="recheck_wait_s"):
         load(path, env={})
+
+
+class ReadConfig(Config):
+    """A configuration that notes every key read from it."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_config_every_setting_has_a_typed_view() -> None:
+    config = ReadConfig(defaults().replace(mqtt__broker="district.example:8883"))
+    plain = defaults()
+    assert (config.post, config.screening, config.thermometer) == (
+        plain.post,
+        plain.screening,
+        plain.thermometer,
+    )
+    assert (config.buttons, config.camera, config.privacy, config.pins) == (
+        plain.buttons,
+        plain.camera,
+        plain.privacy,
+        plain.pins,
+    )
+    assert PageOptions.from_config(config).sync_configured
+    assert SyncOptions.from_config(config).link.port == 8883
+    assert config.read == {s.key for s in SETTINGS}  # a new setting needs a field in a view
+
+
+def test_config_views_follow_a_changed_setting() -> None:
+    config = defaults()
+    changed = config.replace(screening__threshold_c=38, buttons__dead_time_ms=250)
+    assert (config.screening.threshold_c, changed.screening.threshold_c) == (37.3, 38.0)
+    assert (config.buttons.dead_time_s, changed.buttons.dead_time_s) == (0.4, 0.25)
+    assert changed.screening is changed.screening  # built once per configuration
 
 
 def test_config_cli_prints_every_problem_and_exits_2(tmp_path: Path) -> None:

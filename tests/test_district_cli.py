@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -35,17 +34,10 @@ def posko(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*POSKO, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as s:
-        yield s
-
-
 def test_district_two_receivers_on_a_shared_subscription_store_everything_once(
-    tmp_path: Path, stack: ExitStack
+    tmp_path: Path, stack: ExitStack, broker: Mosquitto
 ) -> None:
     db_path = tmp_path / "district.db"
-    broker = stack.enter_context(Mosquitto(tmp_path / "broker"))
     receivers = [
         ReceiverProcess(db_path, broker.address, "--share", "district").start() for _ in range(2)
     ]
@@ -67,9 +59,11 @@ def test_district_two_receivers_on_a_shared_subscription_store_everything_once(
     assert sum(stored) == 20_000 and all(n > 0 for n in stored), stored  # both did work
 
 
-def test_district_receiver_waits_for_the_broker(tmp_path: Path, stack: ExitStack) -> None:
+def test_district_receiver_waits_for_the_broker(
+    tmp_path: Path, stack: ExitStack, mosquitto: Mosquitto
+) -> None:
     db_path = tmp_path / "district.db"
-    broker = Mosquitto(tmp_path / "broker")
+    broker = mosquitto  # not started yet
     receiver = ReceiverProcess(db_path, broker.address).start()
     try:
         wait_for(

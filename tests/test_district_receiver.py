@@ -19,7 +19,7 @@ from edge.events import FIELDS, Kind, Screening
 from sync import codec
 from sync.batch import Batch
 from sync.messages import Ack, status
-from tests.test_sync_codec import realistic
+from tests.support.sync_helpers import realistic
 
 EVENTS = "posko/v1/bench/events"
 

@@ -24,7 +24,7 @@ from posko.commands.selftest import (
     selftest,
 )
 from sensors.simulated import ScriptedThermometer
-from tests.support.station_proc import POSKO, TIMEOUT, clean_env, running_station
+from tests.support.station_proc import POSKO, TIMEOUT, clean_env
 
 CHECKS = [
     "button Masuk Warga",
@@ -166,11 +166,11 @@ def test_selftest_disk_thresholds(tmp_path: Path) -> None:
     assert check_disk(tmp_path / "not" / "yet", warn=2**62, fail=2**61).result == FAIL
 
 
-def test_selftest_refused_while_the_station_runs(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    with running_station(data) as station:
-        result = posko("--data", str(data), "selftest", "--mock", "--yes")
-        assert result.returncode == 1
-        assert f"process {station.pid}" in result.stderr
-        assert "stop it first" in result.stderr
-        assert result.stdout == ""
+def test_selftest_refused_while_the_station_runs(
+    tmp_path: Path, station: subprocess.Popen[str]
+) -> None:
+    result = posko("--data", str(tmp_path / "data"), "selftest", "--mock", "--yes")
+    assert result.returncode == 1
+    assert f"process {station.pid}" in result.stderr
+    assert "stop it first" in result.stderr
+    assert result.stdout == ""

@@ -11,7 +11,7 @@ import pytest
 
 from edge.station import photo_path
 from sensors.camera import FakeCamera
-from tests.conftest import Guard
+from tests.support.guard import Guard
 
 
 def test_station_resident_entry_is_stored_then_acknowledged(guard: Callable[..., Guard]) -> None:

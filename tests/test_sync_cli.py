@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from edge.config import Config
 from edge.post import Post
 from edge.store import EventStore
 from posko.runtime import Runtime
-from tests.conftest import Guard
+from tests.support.guard import Guard
 from tests.support.sync_broker import Mosquitto, free_port, wait_for
 from tests.support.sync_helpers import POST, assert_exactly_once, backlog, district_count
 
@@ -40,17 +40,6 @@ def posko(data: Path, *args: str, timeout: float = 90) -> subprocess.CompletedPr
         timeout=timeout,
         env=env(),
     )
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as s:
-        yield s
-
-
-@pytest.fixture
-def broker(tmp_path: Path, stack: ExitStack) -> Mosquitto:
-    return stack.enter_context(Mosquitto(tmp_path / "broker"))
 
 
 @pytest.fixture

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.store import day_events
 from edge import events as ev
 from edge.config import defaults
 from edge.events import Kind, Screening, Who
 from sync import codec
 from sync.batch import Batch
+from tests.support.sync_helpers import realistic
 
 POST = "posko-01"
 GOLDEN_EVENTS: list[dict[str, Any]] = [
@@ -96,18 +94,6 @@ GOLDEN_V2 = (
     "0c1237b00723b7b82078d44123d13abd4243010f72797d796f57283f9407fc093c53f2f4fd7641eebeb827"
     "c9f9041112f16472364dc8e747521405e63f301b830c"
 )
-
-
-def realistic(n: int, seed: int = 3) -> list[dict[str, Any]]:
-    """n events of the bench mix (entries, exits, re-checks, voids, visitors, faults)."""
-    rng = random.Random(seed)
-    events: list[dict[str, Any]] = []
-    day = date(2026, 9, 1)
-    while len(events) < n:
-        count = min(1400, n - len(events))
-        events += day_events(rng, day, ZoneInfo("Asia/Jakarta"), len(events) + 1, count, None)
-        day += timedelta(days=1)
-    return [json.loads(json.dumps(e)) for e in events]  # as read back from the journal
 
 
 @pytest.mark.parametrize("version,golden", [(1, GOLDEN_V1), (2, GOLDEN_V2)])

@@ -9,7 +9,7 @@ import json
 import logging
 import resource
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,37 +45,14 @@ DRAIN_S = 60.0
 
 
 @pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as s:
-        yield s
-
-
-@pytest.fixture
-def broker(tmp_path: Path, stack: ExitStack) -> Mosquitto:
-    """A broker on a free port, not started yet."""
-    return stack.enter_context(_Unstarted(Mosquitto(tmp_path / "broker")))
-
-
-class _Unstarted:
-    def __init__(self, broker: Mosquitto) -> None:
-        self.broker = broker
-
-    def __enter__(self) -> Mosquitto:
-        return self.broker
-
-    def __exit__(self, *exc: object) -> None:
-        self.broker.close()
-
-
-@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "district.db"
 
 
 @pytest.fixture
-def district(broker: Mosquitto, db_path: Path, stack: ExitStack) -> Callable[..., District]:
+def district(mosquitto: Mosquitto, db_path: Path, stack: ExitStack) -> Callable[..., District]:
     def start(**kwargs: Any) -> District:
-        link = district_link(("127.0.0.1", broker.port))
+        link = district_link(("127.0.0.1", mosquitto.port))
         return stack.enter_context(District(open_storage(db_path), link, **kwargs))
 
     return start
@@ -132,7 +109,7 @@ class Watcher:
 
 
 def test_sync_backlog_recorded_while_the_broker_is_down_arrives_once_it_is_up(
-    broker: Mosquitto,
+    mosquitto: Mosquitto,
     district: Callable[..., District],
     pi: Callable[[int], EventStore],
     worker: Callable[..., SyncWorker],
@@ -140,12 +117,12 @@ def test_sync_backlog_recorded_while_the_broker_is_down_arrives_once_it_is_up(
 ) -> None:
     store = pi(3000)
     district()  # waits for the broker too
-    sync = worker(store, broker.address)
+    sync = worker(store, mosquitto.address)
     wait_for(lambda: sync.last_error is not None, 10, "a failed connection attempt")
     for _ in range(5):  # the post keeps working while the link is down
         sync.notify(store.append(Kind.OUT, moment=datetime.now(UTC), clock="synced"))
     assert store.acked == 0
-    broker.start()
+    mosquitto.start()
     drained(sync)
     assert_exactly_once(db_path, store)
 
@@ -158,7 +135,6 @@ def test_sync_broker_killed_and_restarted_in_the_middle_of_a_sync(
     db_path: Path,
 ) -> None:
     store = pi(20_000)
-    broker.start()
     district().subscribed.wait(10)
     sync = worker(store, broker.address, batch_events=50, window=1)
     wait_for(lambda: store.acked >= 1000, 30, "the first thousand acknowledged")
@@ -179,7 +155,6 @@ def test_sync_link_cut_again_and_again(
     stack: ExitStack,
 ) -> None:
     store = pi(12_000)
-    broker.start()
     district().subscribed.wait(10)
     proxy = stack.enter_context(Proxy(broker.port))
     sync = worker(store, proxy.address, batch_events=100, window=2)
@@ -204,7 +179,6 @@ def test_sync_receiver_killed_in_the_middle_of_a_batch_and_restarted(
     db_path: Path,
 ) -> None:
     store = pi(30_000)
-    broker.start()
     receiver = ReceiverProcess(db_path, broker.address).start()
     try:
         receiver.wait_subscribed()
@@ -229,7 +203,6 @@ def test_sync_a_gap_at_the_district_makes_the_pi_resend_from_the_ack(
     db_path: Path,
 ) -> None:
     store = pi(3000)
-    broker.start()
     receiver = district()
     receiver.subscribed.wait(10)
     handle = receiver.receiver.handle
@@ -256,7 +229,6 @@ def test_sync_emergency_is_published_at_once_ahead_of_the_backlog(
     broker: Mosquitto, pi: Callable[[int], EventStore], worker: Callable[..., SyncWorker]
 ) -> None:
     store = pi(5000)
-    broker.start()
     watcher = Watcher(broker.address)
     try:  # no district: the first batch is never acknowledged and the window stays full
         sync = worker(store, broker.address, batch_events=100, window=1, ack_timeout=60.0)
@@ -280,7 +252,6 @@ def test_sync_status_is_retained_and_the_last_will_says_offline(
     stack: ExitStack,
 ) -> None:
     store = pi(2500)  # more than a batch: clearing it is worth a status at once
-    broker.start()
     district().subscribed.wait(10)
     proxy = stack.enter_context(Proxy(broker.port))
     sync = worker(store, proxy.address)
@@ -319,7 +290,6 @@ def test_sync_speaks_mqtt_3_1_1(
     db_path: Path,
 ) -> None:
     store = pi(2000)
-    broker.start()
     district().subscribed.wait(10)
     link = options(broker.address).link
     sync = worker(store, broker.address, link=type(link)(**{**vars(link), "protocol": "3.1.1"}))
@@ -336,7 +306,6 @@ def test_sync_ignores_an_ack_beyond_its_last_event(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = pi(300)
-    broker.start()
     host, port = split_address(broker.address)
     stale = Ack(10**6, 10**6 - 9, 10**6).encode()  # e.g. left by a Pi that had this post id
     publish.single(f"posko/v1/{POST}/ack", stale, qos=1, retain=True, hostname=host, port=port)
@@ -374,7 +343,6 @@ def test_sync_seqs_the_pi_lost_do_not_leave_a_gap_at_the_district(
     damage(data)
     store = stack.enter_context(EventStore(data, POST))
     assert store.damage and store.last_seq > store.since(0)[-1]["seq"]
-    broker.start()
     district().subscribed.wait(10)
     sync = worker(store, broker.address)
     drained(sync)
@@ -395,7 +363,6 @@ def test_sync_live_events_go_one_batch_each_without_a_status_each(
     db_path: Path,
 ) -> None:
     store = pi(10)
-    broker.start()
     district().subscribed.wait(10)
     watcher = Watcher(broker.address)
     try:
@@ -415,7 +382,6 @@ def test_sync_status_timer_reports_changes_only_and_idles_quietly(
     broker: Mosquitto, pi: Callable[[int], EventStore], worker: Callable[..., SyncWorker]
 ) -> None:
     store = pi(10)
-    broker.start()
     watcher = Watcher(broker.address)
     try:  # no district: nothing is acknowledged, the backlog only grows
         sync = worker(store, broker.address, status_interval=0.2)

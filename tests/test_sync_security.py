@@ -150,12 +150,6 @@ def tls_options(pki: Path, port: int, link_: Link | None = None) -> SyncOptions:
     return replace(options(f"127.0.0.1:{port}"), link=link_ or link(pki, port, POST))
 
 
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as s:
-        yield s
-
-
 def publish(pki: Path, port: int, user: str, topic: str, payload: bytes) -> object:
     """Publish once as `user` over TLS and return the broker's PUBACK reason."""
     client = mqtt.Client(

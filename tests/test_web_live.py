@@ -11,7 +11,7 @@ import pytest
 from edge.clock import VirtualClock
 from edge.events import Kind
 from edge.post import Post
-from tests.conftest import Guard
+from tests.support.guard import Guard
 from tests.support.web_support import Screen
 from web.live import Hub
 

@@ -19,7 +19,7 @@ import pytest
 from bench.ports import free_port
 from edge.config import Config
 from edge.post import Post
-from tests.conftest import Guard
+from tests.support.guard import Guard
 from tests.support.web_support import serve
 from web.server import WebServer, bind_address
 

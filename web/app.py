@@ -43,13 +43,13 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     services = PoskoWeb(post, health=health, sync=sync)
     services.init_app(app)
-    i18n.init_app(app, lambda: str(services.config["web.language"]))
-    security.init_app(app, lambda: bool(services.config["web.lan_access"]))
+    i18n.init_app(app, lambda: services.page_options.language)
+    security.init_app(app, lambda: services.page_options.lan_access)
     for blueprint in (live.bp, visitors.bp, report.bp, history.bp, admin.bp, system.bp):
         app.register_blueprint(blueprint)
 
     @app.context_processor
     def page() -> dict[str, Any]:
-        return {"post_name": services.config["post.name"], "admin": security.is_admin()}
+        return {"post_name": services.config.post.name, "admin": security.is_admin()}
 
     return app

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.events import Kind, Screening, parse_time
+from edge.events import Event, Kind, Screening, parse_time
 from edge.store import EventStore
 from edge.tally import summarize, voided
 
@@ -28,7 +28,7 @@ class DayFigures:
     rechecks: int  # second readings taken
     faults: int  # readings (first or second) that were sensor faults
     referrals: list[dict[str, Any]] = field(default_factory=list)  # refused second readings
-    latest: dict[str, Any] | None = None  # the latest screening of the day, not voided
+    latest: Event | None = None  # the latest screening of the day, not voided
     visitor_details: int = 0
     departures: int = 0
 
@@ -47,12 +47,12 @@ class DayFigures:
         }
 
 
-def compute(day: str, events: list[dict[str, Any]], zone: ZoneInfo) -> DayFigures:
+def compute(day: str, events: list[Event], zone: ZoneInfo) -> DayFigures:
     """The figures of one local day from its events (in seq order)."""
     cancelled = voided(events)
     live = [e for e in events if e["seq"] not in cancelled]
     hourly = [[0, 0] for _ in range(24)]
-    entries: dict[int, dict[str, Any]] = {}
+    entries: dict[int, Event] = {}
     for e in live:
         if e["kind"] == Kind.IN:
             entries[e["seq"]] = e

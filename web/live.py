@@ -13,7 +13,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+
+from edge.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Hub:
         with self._lock:
             return len(self._queues)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: Event) -> None:
         """A station listener: never blocks the station thread."""
         with self._lock:
             self.last_seq = max(self.last_seq, event["seq"])

@@ -58,7 +58,7 @@ def load_overrides(data_dir: str | Path) -> dict[str, Any]:
 def apply_overrides(config: Config) -> Config:
     """`config` with the page's stored settings on top; a bad entry is logged and skipped."""
     result = config
-    for key, value in load_overrides(config["data.dir"]).items():
+    for key, value in load_overrides(config.post.data_dir).items():
         if key not in PAGE_KEYS:
             log.error("%s: %s cannot be set from the page; ignored", FILE, key)
             continue

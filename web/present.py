@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.events import Kind, mask_nik, parse_time
+from edge.events import Event, Kind, mask_nik, parse_time
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -34,7 +34,7 @@ class Row:
     who: str
 
 
-def label_key(event: dict[str, Any]) -> str:
+def label_key(event: Event) -> str:
     kind = event["kind"]
     if kind in (Kind.IN, Kind.OUT, Kind.RECHECK) and event.get("who"):
         return f"event.{kind}.{event['who']}"
@@ -46,7 +46,7 @@ def local(moment: str | datetime, zone: ZoneInfo) -> datetime:
     return when.astimezone(zone)
 
 
-def row(event: dict[str, Any], zone: ZoneInfo, cancelled: set[int] | frozenset[int]) -> Row:
+def row(event: Event, zone: ZoneInfo, cancelled: set[int] | frozenset[int]) -> Row:
     temp = event.get("temp_c")
     return Row(
         seq=event["seq"],

@@ -16,6 +16,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from edge.config import Config
+from web.options import PageOptions
 from web.services import PoskoWeb
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,10 @@ EXTRA_THREADS = 4  # request threads besides those held by live streams
 
 def bind_address(config: Config) -> tuple[str, int]:
     """(host, port) to listen on: loopback unless LAN access is on."""
-    host, port = str(config["web.listen"]).rsplit(":", 1)
+    options = PageOptions.from_config(config)
+    host, port = options.listen.rsplit(":", 1)
     host = host.strip("[]")
-    if not config["web.lan_access"]:
+    if not options.lan_access:
         if not _is_loopback(host):
             log.warning(
                 "web.listen %s is not loopback but web.lan_access is off: serving on %s only",
@@ -80,7 +82,7 @@ class WebServer:
 
     def _start(self) -> None:
         host, port = self.address
-        threads = int(self.services.config["web.sse_max_streams"]) + EXTRA_THREADS
+        threads = self.services.page_options.sse_max_streams + EXTRA_THREADS
         self._server = create_server(
             self.app, host=host, port=port, threads=threads, ident="posko", channel_timeout=60
         )

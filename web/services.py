@@ -17,6 +17,7 @@ from edge.health import Health, check
 from edge.post import Post
 from web.figures import Figures
 from web.live import Hub
+from web.options import PageOptions
 from web.pin import AdminPin
 from web.visitor_book import VisitorBook
 
@@ -36,12 +37,12 @@ class PoskoWeb:
         self.post = post
         # `posko run` hands in its runtime's health and its sync worker's state.
         self.health = health or (
-            lambda: check(post.config["post.id"], post.store, station=post.station)
+            lambda: check(post.config.post.id, post.store, station=post.station)
         )
         self.sync = sync
         self.figures = Figures(post.store)
         self.visitors = VisitorBook(post.store)
-        self.hub = Hub(lambda: int(self.config["web.sse_max_streams"]))
+        self.hub = Hub(lambda: self.page_options.sse_max_streams)
         self.pin = AdminPin(post.data_dir)
         self.on_reconfigure: list[Callable[[Config], None]] = []
 
@@ -59,11 +60,16 @@ class PoskoWeb:
     def config(self) -> Config:
         return self.post.config
 
+    @property
+    def page_options(self) -> PageOptions:
+        """The page's settings as they are now (the settings page changes them)."""
+        return PageOptions.from_config(self.post.config)
+
     def sync_state(self) -> dict[str, Any]:
         """What the screen shows of sync: the store's numbers, then the sync worker's view."""
         store = self.post.store
         state: dict[str, Any] = {
-            "configured": bool(self.config["mqtt.broker"]),
+            "configured": self.page_options.sync_configured,
             "connected": None,  # unknown until a sync worker says
             "pending": store.pending,
             "acked": store.acked,

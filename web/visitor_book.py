@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.events import Kind, Who, parse_time
+from edge.events import Event, Kind, Who, parse_time
 from edge.store import EventStore
 
 REPORT_WITHIN = timedelta(hours=24)  # wajib lapor 1×24 jam
@@ -42,7 +42,7 @@ class VisitorBook:
         self._departed: set[int] = set()
         self._voided: set[int] = set()
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: Event) -> None:
         """Take one stored event into account (a station listener; order does not matter)."""
         kind, ref = event["kind"], event.get("ref")
         with self._lock:

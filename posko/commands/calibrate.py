@@ -98,7 +98,8 @@ def take_readings(
             f"only {len(values)} of {n} readings were valid (faults: {', '.join(faults)}); "
             "check the sensor's wiring and try again"
         )
-    return Calibration(reference, values, faults, config["thermometer.gain"], config[KEY])
+    options = config.thermometer
+    return Calibration(reference, values, faults, options.gain, options.offset_c)
 
 
 def check_range(calibration: Calibration) -> None:
@@ -215,7 +216,7 @@ def calibrate(
             technician.say("nothing was changed")
             return None
         save_offset(config_path, result.offset_c)
-        data_dir = Path(config["data.dir"])
+        data_dir = config.post.data_dir
         with as_data_owner(data_dir):
             page = update_page_override(data_dir, result.offset_c)
             event = store.append(
@@ -242,7 +243,7 @@ def cmd_calibrate(config: Config, args: argparse.Namespace) -> int:
         )
         return 2
     reference = args.reference if args.reference is not None else _ask_reference()
-    low, high = config["thermometer.plausible_min_c"], config["thermometer.plausible_max_c"]
+    low, high = config.thermometer.plausible_min_c, config.thermometer.plausible_max_c
     if reference is None or not low <= reference <= high:
         print(
             f"posko: the reference must be a temperature from {low} to {high} °C", file=sys.stderr

@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
 from edge.clock import SystemClock
 from edge.config import Config
 from edge.erasure import erase, matches, visitor_records
-from edge.events import mask_nik, parse_time
+from edge.events import Event, mask_nik, parse_time
 from edge.store import EventStore
 from posko.datadir import open_for_reading, open_store
 from sensors.errors import PoskoError, UsageError
 
 log = logging.getLogger(__name__)
-
 
 
 class PrivacyError(PoskoError):
@@ -67,8 +65,8 @@ def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
         raise UsageError("say whose records: --name TEXT or --nik DIGITS (or --seq N)")
     if args.nik is not None and not args.nik.isdigit():
         raise UsageError("--nik takes digits only")
-    if not os.path.isdir(config["data.dir"]):
-        raise PrivacyError(f"no data directory at {config['data.dir']}")
+    if not config.post.data_dir.is_dir():
+        raise PrivacyError(f"no data directory at {config.post.data_dir}")
     if args.action == "find":
         with open_for_reading(config) as store:
             found = matches(visitor_records(store), args.name, args.nik)
@@ -77,7 +75,7 @@ def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
     return _erase(config, args)
 
 
-def table(events: list[dict[str, Any]], store: EventStore) -> str:
+def table(events: list[Event], store: EventStore) -> str:
     if not events:
         return "no visitor records match"
     lines = [f"{'seq':>8}  {'time':16}  {'NIK':16}  name"]

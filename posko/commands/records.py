@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.clock import SystemClock
 from edge.config import Config
+from edge.events import Event
 from edge.export import write_csv, write_jsonl
 from edge.health import check
 from edge.simulate import simulate
@@ -80,7 +81,7 @@ def cmd_simulate(config: Config, args: argparse.Namespace) -> int:
 
     reader_gone = threading.Event()
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: Event) -> None:
         if reader_gone.is_set():
             return
         try:
@@ -101,11 +102,11 @@ def cmd_simulate(config: Config, args: argparse.Namespace) -> int:
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     clock = SystemClock()
     with open_for_reading(config) as store:
-        health = check(config["post.id"], store)
+        health = check(config.post.id, store)
         today = store.today(clock.now())
         report = {
-            "post": config["post.id"],
-            "name": config["post.name"],
+            "post": config.post.id,
+            "name": config.post.name,
             "data_dir": str(store.data_dir),
             "events": store.count,
             "last_seq": store.last_seq,

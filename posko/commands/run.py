@@ -44,7 +44,7 @@ def register(commands: Any) -> None:
 
 def refuse_production(config: Config, what: str) -> None:
     """Simulations make up events: never into the real post's data directory."""
-    if os.path.abspath(config["data.dir"]) == PRODUCTION_DATA:
+    if os.path.abspath(config.post.data_dir) == PRODUCTION_DATA:
         raise UsageError(
             f"{what} makes up events: give it a scratch directory with --data DIR "
             f"(it will not write into the post's real {PRODUCTION_DATA})"
@@ -58,8 +58,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
         runtime.start(mock=args.mock or args.demo)
         post = runtime.running_post
         print(
-            f"posko: post {config['post.id']} is running; data in {post.data_dir}; "
-            "stop with Ctrl-C",
+            f"posko: post {config.post.id} is running; data in {post.data_dir}; stop with Ctrl-C",
             file=sys.stderr,
             flush=True,
         )
@@ -77,7 +76,7 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 def supervise(runtime: Runtime, stop: StopSignal, watchdog: Watchdog | None = None) -> None:
     """Tell systemd the station is alive while it is healthy, until asked to stop."""
     watchdog = watchdog or Watchdog()
-    watchdog.ready(f"post {runtime.config['post.id']} running")
+    watchdog.ready(f"post {runtime.config.post.id} running")
     while not stop.wait(watchdog.interval or 5.0):
         health = runtime.health()
         if health.ok:

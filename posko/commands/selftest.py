@@ -31,6 +31,7 @@ from sensors.camera import Camera, open_camera
 from sensors.feedback import Feedback
 from sensors.pins import pin_factory
 from sensors.thermometer import Thermometer
+from sync.options import broker_address
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 LABELS = {name: name.replace("_", " ").title() for name in BUTTONS}  # "Masuk Warga"
@@ -129,7 +130,7 @@ def open_bench(
         )
         if bench.thermometer is not None:
             stack.callback(bench.thermometer.close)
-        bench.camera = open_camera(config["camera.driver"]) if use_config else None
+        bench.camera = open_camera(config.camera.driver) if use_config else None
         if bench.camera is not None:
             stack.callback(bench.camera.close)
         return bench
@@ -146,7 +147,7 @@ def _open_thermometer(
     try:
         return open_thermometer(config), ""
     except Exception as e:  # a missing I2C bus or 1-wire device is a finding, not a crash
-        return None, f"cannot open the {config['thermometer.driver']} thermometer: {e}"
+        return None, f"cannot open the {config.thermometer.driver} thermometer: {e}"
 
 
 def check_buttons(
@@ -306,9 +307,9 @@ def run_checks(
     technician.say(f"reading the thermometer {readings} times…")
     checks.append(check_thermometer(bench.thermometer, readings, bench.thermometer_error))
     checks.append(check_camera(bench.camera))
-    checks.append(check_broker(config["mqtt.broker"]))
+    checks.append(check_broker(broker_address(config)))
     checks.append(check_clock())
-    checks.append(check_disk(Path(config["data.dir"])))
+    checks.append(check_disk(config.post.data_dir))
     return checks
 
 
@@ -343,7 +344,7 @@ def selftest(
     out: TextIO | None = None,
 ) -> int:
     """Hold the data dir, open the hardware, run every check, print; 0 when nothing failed."""
-    with hold_data_dir(Path(config["data.dir"]), "the self-test"):
+    with hold_data_dir(config.post.data_dir, "the self-test"):
         bench = open_bench(config, mock=mock, thermometer=thermometer, use_config=use_config)
         try:
             checks = run_checks(config, bench, technician, timeout=timeout, readings=readings)

@@ -51,8 +51,8 @@ def cmd_set_pin(config: Config, args: argparse.Namespace) -> int:
         if getpass("the same PIN again: ") != pin:
             raise UsageError("the two PINs differ; nothing was changed")
     try:
-        set_pin(config["data.dir"], pin)
+        set_pin(config.post.data_dir, pin)
     except PinError as e:
         raise UsageError(str(e)) from None
-    print(f"posko: admin PIN set for {config['data.dir']}", file=sys.stderr)
+    print(f"posko: admin PIN set for {config.post.data_dir}", file=sys.stderr)
     return 0

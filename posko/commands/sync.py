@@ -15,7 +15,7 @@ from typing import TextIO
 from edge.clock import SystemClock
 from edge.config import Config
 from posko.datadir import open_store
-from sync.options import SyncOptions
+from sync.options import SyncOptions, broker_address
 from sync.worker import SyncWorker
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def sync_once(config: Config, args: argparse.Namespace) -> int:
-    broker = args.broker or config["mqtt.broker"]
+    broker = args.broker or broker_address(config)
     if not broker:
         args.fail("give the district broker with --broker HOST:PORT (or set mqtt.broker)")
     if args.timeout is not None and args.timeout <= 0:

@@ -3,15 +3,19 @@ district receiver as a real `posko district run` process."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from bench.store import generate
+from bench.store import day_events, generate
 from district.sqlite import SQLiteStorage
 from edge.config import defaults
 from edge.store import EventStore
@@ -26,6 +30,18 @@ def backlog(data_dir: Path, events: int, seed: int = 1) -> int:
     """A post's data directory holding `events` varied events over a few days, unsynced."""
     generate(data_dir, events, max(1, min(events // 500, 30)), seed)
     return events
+
+
+def realistic(n: int, seed: int = 3) -> list[dict[str, Any]]:
+    """n events of the bench mix (entries, exits, re-checks, voids, visitors, faults)."""
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    day = date(2026, 9, 1)
+    while len(events) < n:
+        count = min(1400, n - len(events))
+        events += day_events(rng, day, ZoneInfo("Asia/Jakarta"), len(events) + 1, count, None)
+        day += timedelta(days=1)
+    return [json.loads(json.dumps(e)) for e in events]  # as read back from the journal
 
 
 def options(address: str, **changes: Any) -> SyncOptions:

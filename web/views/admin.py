@@ -68,9 +68,10 @@ def settings() -> Any:
     if not changes:
         flash(translate("settings.unchanged"), "stored")
         return redirect(url_for("admin.settings"))
-    stored = {k: v for k, v in load_overrides(config["data.dir"]).items() if k in PAGE_KEYS}
+    data_dir = config.post.data_dir
+    stored = {k: v for k, v in load_overrides(data_dir).items() if k in PAGE_KEYS}
     stored.update({k: new[k] for k in changes})
-    save_overrides(config["data.dir"], stored)
+    save_overrides(data_dir, stored)
     restart = services.reconfigure(new)
     outcome = submit(
         Record(

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, request, send_file
 
-from edge.events import Kind, Screening, Who
+from edge.events import Event, Kind, Screening, Who
 from edge.station import photo_path
 from edge.tally import voided
 from web.present import label_key, local, masked_data, row
@@ -86,7 +86,7 @@ def photo(seq: int) -> Any:
     return response
 
 
-def _event(seq: int) -> dict[str, Any]:
+def _event(seq: int) -> Event:
     """The stored event `seq`, or a 404."""
     store = posko().post.store
     found = store.get(seq) if 0 < seq <= store.last_seq else None

@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 
-from edge.events import Screening
+from edge.events import Event, Screening
 from edge.station import Outcome
 from edge.tally import PendingRecheck, voided
 from sensors.buttons import BUTTONS, Press
@@ -93,7 +93,7 @@ def recheck(seq: int) -> Any:
 
 
 def _wait() -> float:
-    return float(posko().config["screening.recheck_wait_s"])
+    return float(posko().config.screening.recheck_wait_s)
 
 
 def _answer(outcome: Outcome | None) -> Any:
@@ -140,7 +140,7 @@ def live_context() -> dict[str, Any]:
         "store_ok": store.health()["ok"],
         "clock_trusted": post.clock.state() == "synced",
         "clock": local(moment, store.zone).strftime("%H:%M"),
-        "hold_s": post.config["buttons.emergency_hold_s"],
+        "hold_s": post.config.buttons.emergency_hold_s,
     }
 
 
@@ -162,9 +162,7 @@ def _pending(waiting: list[PendingRecheck], moment: datetime) -> list[dict[str, 
     return out
 
 
-def _banner(
-    latest: dict[str, Any] | None, pending: list[dict[str, Any]], zone: Any
-) -> dict[str, Any]:
+def _banner(latest: Event | None, pending: list[dict[str, Any]], zone: Any) -> dict[str, Any]:
     if latest is None:
         return {"kind": "idle"}
     temp = latest.get("temp_c")

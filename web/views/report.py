@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 
+from edge.events import Event
 from edge.export import CSV_COLUMNS, csv_row
 from web.chart import hourly_chart
 from web.present import local, masked_data
@@ -50,7 +51,7 @@ def index() -> str:
         prev_day=shift_day(day, -1),
         next_day=shift_day(day, 1),
         is_today=day == today(),
-        threshold=services.config["screening.threshold_c"],
+        threshold=services.config.screening.threshold_c,
     )
 
 
@@ -58,7 +59,7 @@ def index() -> str:
 def summary() -> Any:
     day = day_arg()
     services = posko()
-    data = {"post": services.config["post.id"], **services.figures.of_day(day).as_json()}
+    data = {"post": services.config.post.id, **services.figures.of_day(day).as_json()}
     return jsonify(data)
 
 
@@ -72,7 +73,7 @@ def export() -> Response:
     if first > last:
         abort(400)
     store = posko().post.store
-    name = f"posko-{posko().config['post.id']}-{first}" + ("" if first == last else f"-{last}")
+    name = f"posko-{posko().config.post.id}-{first}" + ("" if first == last else f"-{last}")
     return Response(
         _csv(store.iter_between(first, last), store.zone),
         mimetype="text/csv",
@@ -80,7 +81,7 @@ def export() -> Response:
     )
 
 
-def _csv(events: Iterator[dict[str, Any]], zone: Any) -> Iterator[str]:
+def _csv(events: Iterator[Event], zone: Any) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
