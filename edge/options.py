@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-Settings = Mapping[str, Any]  # a `Config`, or any mapping keyed by "section.name"
+Values = Mapping[str, Any]  # a `Config`, or any mapping keyed by "section.name"
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class PostOptions:
     zone: str
 
     @classmethod
-    def from_config(cls, config: Settings) -> PostOptions:
+    def from_config(cls, config: Values) -> PostOptions:
         return cls(
             config["post.id"], config["post.name"], Path(config["data.dir"]), config["time.zone"]
         )
@@ -36,7 +36,7 @@ class ScreeningOptions:
     recheck_wait_s: int
 
     @classmethod
-    def from_config(cls, config: Settings) -> ScreeningOptions:
+    def from_config(cls, config: Values) -> ScreeningOptions:
         return cls(config["screening.threshold_c"], config["screening.recheck_wait_s"])
 
 
@@ -55,7 +55,7 @@ class ThermometerOptions:
     plausible_max_c: float
 
     @classmethod
-    def from_config(cls, config: Settings) -> ThermometerOptions:
+    def from_config(cls, config: Values) -> ThermometerOptions:
         return cls(
             config["thermometer.driver"],
             config["thermometer.i2c_bus"],
@@ -81,7 +81,7 @@ class ButtonOptions:
         return self.dead_time_ms / 1000
 
     @classmethod
-    def from_config(cls, config: Settings) -> ButtonOptions:
+    def from_config(cls, config: Values) -> ButtonOptions:
         return cls(
             config["buttons.dead_time_ms"],
             config["buttons.void_window_s"],
@@ -95,7 +95,7 @@ class CameraOptions:
     driver: str
 
     @classmethod
-    def from_config(cls, config: Settings) -> CameraOptions:
+    def from_config(cls, config: Values) -> CameraOptions:
         return cls(config["camera.driver"])
 
 
@@ -109,7 +109,7 @@ class PrivacyOptions:
     purge_interval_s: int
 
     @classmethod
-    def from_config(cls, config: Settings) -> PrivacyOptions:
+    def from_config(cls, config: Values) -> PrivacyOptions:
         return cls(
             config["privacy.photo_days"],
             config["privacy.visitor_days"],

@@ -25,7 +25,7 @@ class DataDirLock:
         except BlockingIOError:
             owner = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
-            pid = int(owner) if owner.isdigit() else None
+            pid = int(owner) if owner.isascii() and owner.isdigit() else None
             raise DataDirBusy(str(self.path.parent), pid) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

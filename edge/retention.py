@@ -29,7 +29,11 @@ def cutoff(today: str, days: int) -> str:
 
 
 def photo_seq(path: Path) -> int | None:
-    return int(path.stem) if path.suffix == ".jpg" and path.stem.isdigit() else None
+    return (
+        int(path.stem)
+        if path.suffix == ".jpg" and path.stem.isascii() and path.stem.isdigit()
+        else None
+    )
 
 
 def purge_photos(store: EventStore, before: str) -> int:

@@ -22,7 +22,12 @@ def broker_address(config: Config) -> str:
 def split_address(address: str) -> tuple[str, int]:
     """("host", port) of "HOST:PORT"; ValueError if it is not one."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if (
+        not sep
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or not 1 <= int(port) <= 65535
+    ):
         raise ValueError(f"{address!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 

@@ -54,6 +54,7 @@ def test_cli_simulate_prints_each_durable_event(simulated: tuple[Path, list[dict
     assert {e.get("who") for e in events} >= {"resident", "visitor"}
 
 
+@pytest.mark.slow
 def test_cli_simulate_makes_fevers_rechecks_and_faults(tmp_path: Path) -> None:
     result = posko("simulate", "--presses", "400", "--jsonl", "--seed", "11", data=tmp_path / "d")
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -148,6 +149,7 @@ def test_cli_simulate_refuses_the_real_data_directory() -> None:
     assert "--data" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_second_writer_is_refused_naming_the_running_pid(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running_station(data) as station:

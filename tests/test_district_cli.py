@@ -34,6 +34,8 @@ def posko(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*POSKO, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
+@pytest.mark.broker
+@pytest.mark.slow
 def test_district_two_receivers_on_a_shared_subscription_store_everything_once(
     tmp_path: Path, stack: ExitStack, broker: Mosquitto
 ) -> None:
@@ -59,6 +61,8 @@ def test_district_two_receivers_on_a_shared_subscription_store_everything_once(
     assert sum(stored) == 20_000 and all(n > 0 for n in stored), stored  # both did work
 
 
+@pytest.mark.broker
+@pytest.mark.slow
 def test_district_receiver_waits_for_the_broker(
     tmp_path: Path, stack: ExitStack, mosquitto: Mosquitto
 ) -> None:

@@ -66,6 +66,7 @@ def test_district_stores_a_batch_and_acks_after_the_commit(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(order=st.permutations(range(6)), repeats=st.lists(st.integers(0, 5), max_size=6))
+@pytest.mark.slow
 def test_district_duplicate_replayed_and_out_of_order_batches_change_nothing(
     tmp_path_factory: pytest.TempPathFactory, order: list[int], repeats: list[int]
 ) -> None:
@@ -209,6 +210,7 @@ def test_district_quarantines_arbitrary_bytes(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
+@pytest.mark.slow
 def test_district_quarantines_damaged_batches_or_stores_them_exactly(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:

@@ -20,6 +20,8 @@ import pytest
 from edge.config import load
 from web.pin import AdminPin
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
 PIN = "246810"

@@ -71,6 +71,7 @@ def closed_port() -> int:
     return int(port)
 
 
+@pytest.mark.slow
 def test_selftest_mock_yes_passes_and_prints_every_check(tmp_path: Path) -> None:
     result = posko("--data", str(tmp_path / "data"), "selftest", "--mock", "--yes")
     assert result.returncode == 0, result.stderr
@@ -81,6 +82,7 @@ def test_selftest_mock_yes_passes_and_prints_every_check(tmp_path: Path) -> None
     assert not (tmp_path / "data").exists()  # nothing written into the post's data
 
 
+@pytest.mark.slow
 def test_selftest_json_lists_every_check(tmp_path: Path) -> None:
     result = posko("--data", str(tmp_path), "selftest", "--mock", "--yes", "--json")
     assert result.returncode == 0, result.stderr
@@ -121,6 +123,7 @@ def test_selftest_thermometer_reports_mean_and_spread(config: Config) -> None:
     assert thermometer.reads == 5
 
 
+@pytest.mark.slow
 def test_selftest_unpressed_button_fails_after_its_timeout(config: Config) -> None:
     bench = open_bench(config, mock=True, use_config=False)
     pins = config.pins
@@ -166,6 +169,7 @@ def test_selftest_disk_thresholds(tmp_path: Path) -> None:
     assert check_disk(tmp_path / "not" / "yet", warn=2**62, fail=2**61).result == FAIL
 
 
+@pytest.mark.slow
 def test_selftest_refused_while_the_station_runs(
     tmp_path: Path, station: subprocess.Popen[str]
 ) -> None:

@@ -21,6 +21,8 @@ from edge.journal import scan
 from edge.store import EventStore
 from tests.support.store_proc import SUPPORT, Child
 
+pytestmark = pytest.mark.slow
+
 SEED = 20260101
 ROUNDS = 40
 WRITER = SUPPORT / "store_writer.py"

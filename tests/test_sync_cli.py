@@ -51,6 +51,7 @@ def district(broker: Mosquitto, tmp_path: Path, stack: ExitStack) -> District:
     return receiver
 
 
+@pytest.mark.broker
 def test_sync_command_drains_the_backlog_and_reports_progress(
     tmp_path: Path, broker: Mosquitto, district: District
 ) -> None:
@@ -69,6 +70,8 @@ def test_sync_command_drains_the_backlog_and_reports_progress(
     assert again.returncode == 0 and "nothing waiting" in again.stderr
 
 
+@pytest.mark.broker
+@pytest.mark.slow
 def test_sync_command_times_out_when_nobody_acknowledges(tmp_path: Path, broker: Mosquitto) -> None:
     backlog(tmp_path / "pi", 200)
     result = posko(
@@ -80,6 +83,7 @@ def test_sync_command_times_out_when_nobody_acknowledges(tmp_path: Path, broker:
     assert best_effort.returncode == 0  # without --until-drained, a timeout is not a failure
 
 
+@pytest.mark.broker
 def test_sync_command_refuses_while_the_station_runs(tmp_path: Path, broker: Mosquitto) -> None:
     backlog(tmp_path / "pi", 10)
     with EventStore(tmp_path / "pi", POST):  # this process owns the data directory now
@@ -95,6 +99,8 @@ def test_sync_command_needs_a_broker(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--broker" in result.stderr
 
 
+@pytest.mark.broker
+@pytest.mark.slow
 def test_sync_run_drains_the_backlog_and_says_offline_when_stopped(
     tmp_path: Path, broker: Mosquitto, district: District
 ) -> None:
@@ -123,6 +129,7 @@ def test_sync_run_drains_the_backlog_and_says_offline_when_stopped(
         assert store.acked == 3000
 
 
+@pytest.mark.broker
 def test_sync_worker_in_a_post_sends_each_press_and_alerts_at_once(
     config: Config,
     clock: VirtualClock,

@@ -206,6 +206,7 @@ def batches(draw: st.DrawFn) -> Batch:
 
 @settings(max_examples=150, deadline=None)
 @given(batches())
+@pytest.mark.slow
 def test_sync_codec_round_trips_any_valid_batch(batch: Batch) -> None:
     for version in codec.ENCODERS:
         assert codec.decode(codec.encode(batch, version)) == batch

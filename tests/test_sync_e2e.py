@@ -41,6 +41,8 @@ from tests.support.sync_helpers import (
     options,
 )
 
+pytestmark = pytest.mark.broker
+
 DRAIN_S = 60.0
 
 
@@ -108,6 +110,7 @@ class Watcher:
 # -- outages -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sync_backlog_recorded_while_the_broker_is_down_arrives_once_it_is_up(
     mosquitto: Mosquitto,
     district: Callable[..., District],
@@ -127,6 +130,7 @@ def test_sync_backlog_recorded_while_the_broker_is_down_arrives_once_it_is_up(
     assert_exactly_once(db_path, store)
 
 
+@pytest.mark.slow
 def test_sync_broker_killed_and_restarted_in_the_middle_of_a_sync(
     broker: Mosquitto,
     district: Callable[..., District],
@@ -146,6 +150,7 @@ def test_sync_broker_killed_and_restarted_in_the_middle_of_a_sync(
     assert_exactly_once(db_path, store)
 
 
+@pytest.mark.slow
 def test_sync_link_cut_again_and_again(
     broker: Mosquitto,
     district: Callable[..., District],
@@ -172,6 +177,7 @@ def test_sync_link_cut_again_and_again(
     assert_exactly_once(db_path, store)
 
 
+@pytest.mark.slow
 def test_sync_receiver_killed_in_the_middle_of_a_batch_and_restarted(
     broker: Mosquitto,
     pi: Callable[[int], EventStore],
@@ -195,6 +201,7 @@ def test_sync_receiver_killed_in_the_middle_of_a_batch_and_restarted(
     assert_exactly_once(db_path, store)
 
 
+@pytest.mark.slow
 def test_sync_a_gap_at_the_district_makes_the_pi_resend_from_the_ack(
     broker: Mosquitto,
     district: Callable[..., District],
@@ -297,6 +304,7 @@ def test_sync_speaks_mqtt_3_1_1(
     assert_exactly_once(db_path, store)
 
 
+@pytest.mark.slow
 def test_sync_ignores_an_ack_beyond_its_last_event(
     broker: Mosquitto,
     district: Callable[..., District],
@@ -378,6 +386,7 @@ def test_sync_live_events_go_one_batch_each_without_a_status_each(
     assert_exactly_once(db_path, store)
 
 
+@pytest.mark.slow
 def test_sync_status_timer_reports_changes_only_and_idles_quietly(
     broker: Mosquitto, pi: Callable[[int], EventStore], worker: Callable[..., SyncWorker]
 ) -> None:

@@ -28,6 +28,8 @@ from sync.worker import SyncWorker
 from tests.support.sync_broker import Mosquitto, free_port, wait_for
 from tests.support.sync_helpers import FAST_BACKOFF, POST, assert_exactly_once, backlog, options
 
+pytestmark = pytest.mark.broker
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "sync" / "mosquitto"
 PASSWORDS = {"district": "district-secret", POST: "bench-secret", "posko-02": "other-secret"}
 
@@ -242,6 +244,7 @@ def test_sync_tls_with_a_wrong_ca_fails_closed(
     assert sync.connections == 0 and store.acked == 0
 
 
+@pytest.mark.slow
 def test_sync_command_stops_at_once_on_a_tls_failure(
     secure: Mosquitto, pki: Path, tmp_path: Path
 ) -> None:

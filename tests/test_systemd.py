@@ -253,6 +253,7 @@ def test_systemd_kiosk_without_a_browser_says_so(kiosk_bin: Path) -> None:
 # The station's side of the notify protocol, through a socket standing in for systemd.
 
 
+@pytest.mark.slow
 def test_systemd_station_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     address = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:

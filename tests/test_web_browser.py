@@ -21,6 +21,8 @@ from edge.simulate import simulate
 from sensors.simulated import ScriptedThermometer
 from tests.support.web_support import serve
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
 ARGS = [

@@ -128,7 +128,16 @@ def test_web_history_filters_and_pages(screen: Screen) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["kind=teleport", "who=alien", "screening=maybe", "page=abc", "page=0", "page=-3", "page=1e9"],
+    [
+        "kind=teleport",
+        "who=alien",
+        "screening=maybe",
+        "page=abc",
+        "page=0",
+        "page=-3",
+        "page=1e9",
+        "page=²",
+    ],
 )
 def test_web_history_bad_filters_are_400(screen: Screen, query: str) -> None:
     assert screen.get(f"/history?date={TODAY}&{query}").status_code == 400

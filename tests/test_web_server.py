@@ -71,6 +71,7 @@ def test_web_server_serves_pages_and_health(served: tuple[Post, WebServer]) -> N
         assert "Masuk Warga" in answer.read().decode()
 
 
+@pytest.mark.slow
 def test_web_lan_access_moves_the_server_without_a_restart(served: tuple[Post, WebServer]) -> None:
     post, server = served
     port = server.address[1]
@@ -123,6 +124,7 @@ def test_web_server_close_survives_the_loop_running_its_thunk_first(
     assert trigger._closed  # and nothing is left open
 
 
+@pytest.mark.slow
 def test_web_posko_run_serves_the_page(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}

@@ -50,7 +50,8 @@ def visitor_details(
             data[name] = value
     stay = form.get("stay_days", "").strip()
     if stay:
-        if not stay.isdigit() or len(stay) > 3 or int(stay) > MAX_STAY_DAYS:
+        # isdigit() alone passes "²" and other digits int() refuses: ASCII only.
+        if not (stay.isascii() and stay.isdigit()) or len(stay) > 3 or int(stay) > MAX_STAY_DAYS:
             errors["stay_days"] = "form.bad_stay"
         else:
             data["stay_days"] = int(stay)

@@ -63,7 +63,7 @@ def _add_selectors(parser: argparse.ArgumentParser, *, seq: bool) -> None:
 def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
     if not (args.name or args.nik or getattr(args, "seq", None)):
         raise UsageError("say whose records: --name TEXT or --nik DIGITS (or --seq N)")
-    if args.nik is not None and not args.nik.isdigit():
+    if args.nik is not None and not (args.nik.isascii() and args.nik.isdigit()):
         raise UsageError("--nik takes digits only")
     if not config.post.data_dir.is_dir():
         raise PrivacyError(f"no data directory at {config.post.data_dir}")

@@ -32,7 +32,11 @@ def index() -> str:
         if value and value not in FILTERS[name]:
             abort(400)
     page_text = request.args.get("page", "1")
-    if not page_text.isdigit() or len(page_text) > 12 or int(page_text) < 1:
+    if (
+        not (page_text.isascii() and page_text.isdigit())
+        or len(page_text) > 12
+        or int(page_text) < 1
+    ):
         abort(400)
     store = posko().post.store
     events = store.on_day(day)
