@@ -1,21 +1,29 @@
-# The two commands of the README: `make run` (a demo station on mock pins) and `make test`.
-# Both set everything up first on a fresh Debian / Raspberry Pi OS machine.
+# The two commands of the README: `make run` (a demo station on mock pins) and `make test`
+# (everything; what CI runs). Both set everything up first on a fresh Debian / Raspberry Pi
+# OS machine. While working: `make test-fast` (the unit layer, in seconds) and `make lint`.
 
 PYTHON ?= python3
 VENV ?= .venv
 DATA ?= demo-data
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the test suite needs (a real broker and a real browser).
-TEST_APT := mosquitto chromium
+PACKAGES := sensors edge web sync district posko
+# The unit layer: no child stations, no broker, no browser, no database server. The tests
+# wait on threads as much as they compute, so more workers than cores;
+# each module stays on one worker (its module fixtures are built once).
+FAST := not slow and not broker and not browser and not postgres
+FAST_WORKERS ?= 4
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test test-fast setup system-deps apt lint bench clean
 
 run: $(STAMP)
-	$(BIN)/posko --data $(DATA) run --mock --demo
+	@$(BIN)/posko --data $(DATA) run --mock --demo
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(FAST_WORKERS) --dist loadscope -m "$(FAST)"
 
 setup: $(STAMP)
 
@@ -39,9 +47,14 @@ apt:
 	else echo "please install as root: apt-get install$(PKGS)"; exit 1; fi; \
 	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(PKGS)
 
+# Every check runs, then lint fails if any of them did.
 lint: $(STAMP)
-	$(BIN)/ruff check edge sensors web sync tests bench
-	$(BIN)/mypy edge sensors web sync
+	@failed=""; \
+	for check in "ruff check $(PACKAGES) tests bench" "ruff format --check $(PACKAGES) tests bench" \
+		"mypy $(PACKAGES)" "mypy --strict sync district"; do \
+		echo "$(BIN)/$$check"; $(BIN)/$$check || failed="$$failed\n  $$check"; \
+	done; \
+	if [ -n "$$failed" ]; then printf "lint failed:$$failed\n"; exit 1; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/store.py

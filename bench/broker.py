@@ -1,4 +1,4 @@
-"""A real Mosquitto for the bench and the sync tests: started on a free loopback port,
+"""A real Mosquitto for the bench and the sync test suite: started on a free loopback port,
 stopped and restarted on the same port to make outages."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A free loopback port, for the bench and the tests: every server they start binds one,
+"""A free loopback port, for the bench and the test suite: every server they start binds one,
 never a fixed port that a running station (8080) or broker (1883) may hold."""
 
 from __future__ import annotations

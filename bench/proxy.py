@@ -1,4 +1,4 @@
-"""A loopback TCP proxy for the sync tests and bench: counts every byte both ways, and can
+"""A loopback TCP proxy for the bench and the sync test suite: counts every byte both ways, and can
 cut every connection (a mobile link dropping) or refuse new ones (a link that is down)."""
 
 from __future__ import annotations

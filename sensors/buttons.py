@@ -110,6 +110,13 @@ class ButtonPanel:
             log.exception("press %s could not be handled", press)
 
     def close(self) -> None:
+        # gpiozero's hold threads look for their stop only every 0.1 s, and each close()
+        # joins one: ask them all to stop (and wake them) first, so closing takes no wait.
+        for button in self.buttons.values():
+            thread = getattr(button, "_hold_thread", None)
+            if thread is not None:
+                thread.stopping.set()
+                thread.holding.set()
         for button in self.buttons.values():
             button.close()
         self.buttons.clear()
