@@ -39,6 +39,8 @@ system-deps:
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || missing="$$missing e2fsprogs"; \
+	command -v losetup >/dev/null || [ -x /usr/sbin/losetup ] || missing="$$missing mount"; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PKGS="$$missing"; fi
 
 apt:
@@ -60,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/hostile.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

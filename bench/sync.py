@@ -48,6 +48,7 @@ from edge.store import EventStore
 from sync import codec
 from sync.batch import Batch
 from sync.options import SyncOptions
+from sync.signing import PRIVATE_NAME, PUBLIC_NAME, keygen
 from sync.worker import SyncWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,8 @@ class CountingProxy:
 def sync_run(pi_dir: Path, work: Path, events: int, broker_conf: str) -> dict[str, Any]:
     (pi_dir / "sync.json").unlink(missing_ok=True)
     db_path = work / "district.db"
+    if not (work / "keys" / PUBLIC_NAME).exists():
+        keygen(work / "keys")
     with Mosquitto(work / "broker", broker_conf) as broker, CountingProxy(broker.port) as proxy:
         receiver = Child(
             [
@@ -156,11 +159,17 @@ def sync_run(pi_dir: Path, work: Path, events: int, broker_conf: str) -> dict[st
                 str(db_path),
                 "--broker",
                 broker.address,
+                "--signing-key",
+                str(work / "keys" / PRIVATE_NAME),
             ]
         )
         try:
             receiver.wait_line("subscribed", 30)
-            config = defaults().replace(post__id=POST, mqtt__broker=proxy.address)
+            config = defaults().replace(
+                post__id=POST,
+                mqtt__broker=proxy.address,
+                mqtt__district_keys=[str(work / "keys" / PUBLIC_NAME)],
+            )
             with EventStore(pi_dir, POST) as store:
                 worker = SyncWorker(store, SyncOptions.from_config(config))
                 started = time.perf_counter()

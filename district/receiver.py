@@ -8,14 +8,23 @@ crashes the receiver, and a batch is stored whole or not at all.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from district.storage import Storage, StorageError
+from district.storage import QuarantineLimits, Rejected, Storage, StorageError
+from edge.events import utc_text
 from sync import codec, topics
-from sync.batch import PayloadError
+from sync.batch import Batch, PayloadError, check_lost
 from sync.messages import Ack, parse_status
+from sync.signing import Signer
 
 log = logging.getLogger(__name__)
+
+QUIET_S = 10.0  # a post's refused payloads are logged once in this many seconds at most
+MAX_LOGGED_POSTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -38,67 +47,157 @@ class ReceiverStats:
     db_errors: int = 0
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A batch or alert that passed every check, ready to store (`payload` is kept for the
+    quarantine, should storing it hit a bug)."""
+
+    topic: str
+    batch: Batch
+    alert: bool
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    post: str
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A payload to quarantine; `tell`: answer its post with the reason."""
+
+    rejected: Rejected
+    tell: bool
+
+
+Work = Arrival | StatusUpdate | Refusal
+
+
 class Receiver:
-    def __init__(self, storage: Storage, *, max_payload: int = codec.MAX_PAYLOAD) -> None:
+    """Two stages, so that a caller can run them in different threads (`district.intake`):
+    `examine` decodes and checks without touching the storage, `store` writes and says what
+    to answer once committed; `handle` runs both. `signer` signs every ack
+    (docs/protocol.md); without it acks go unsigned, and posts believe them only with
+    `mqtt.insecure_acks`."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        max_payload: int = codec.MAX_PAYLOAD,
+        signer: Signer | None = None,
+        quarantine: QuarantineLimits | None = None,
+    ) -> None:
         self.storage = storage
         self.max_payload = max_payload
+        self.signer = signer
+        self.limits = quarantine or QuarantineLimits()
         self.stats = ReceiverStats()
+        self._logged: dict[str, tuple[float, int]] = {}  # post: last log line, lines skipped
+        self._kept: dict[str, float] = {}  # post: when a refused payload of it was last kept
 
     def handle(self, topic: str, payload: bytes) -> Reply | None:
-        """Store what the message carries; the reply to publish after the commit, if any."""
+        """Check and store one message; the reply to publish after the commit, if any."""
+        work = self.examine(topic, payload)
+        return None if work is None else self.store([work])[0]
+
+    # -- stage 1: decode and check, no storage ----------------------------------------
+
+    def examine(self, topic: str, payload: bytes) -> Work | None:
+        """What a message asks for, checked in full; never raises."""
+        where = topics.parse(topic)
         try:
-            return self._handle(topic, payload)
+            if where is None:
+                raise PayloadError("not a posko/v1/<post>/events|alert|status topic")
+            if where.leaf == topics.STATUS:
+                return StatusUpdate(where.post, parse_status(payload)) if payload else None
+            if where.leaf not in (topics.EVENTS, topics.ALERT):
+                return None
+            batch = self._batch(where.post, payload)
+            return Arrival(topic, batch, where.leaf == topics.ALERT, payload)
+        except PayloadError as e:
+            tell = where is not None and where.leaf == topics.EVENTS
+            return Refusal(Rejected(topic, where.post if where else None, e.reason, payload), tell)
+        except Exception as e:  # a bug must not stop the district; keep the payload
+            log.exception("unexpected error on %s", printable(topic))
+            reason = printable(f"unexpected error: {e}", 500)
+            return Refusal(Rejected(topic, None, reason, payload), tell=False)
+
+    def _batch(self, post: str, payload: bytes) -> Batch:
+        batch = codec.decode(payload, self.max_payload)
+        if batch.post != post:
+            raise PayloadError(f"a batch of post {batch.post!r} on the topic of post {post!r}")
+        check_lost(batch)  # every lost seq listed with its reason, and not too many
+        return batch
+
+    # -- stage 2: store, then say what to answer ---------------------------------------
+
+    def store(self, works: Sequence[Work]) -> list[Reply | None]:
+        """Store what `works` carry: the refusals in one transaction, then each batch and
+        status in its own; for each, the reply to publish now that it is committed."""
+        self._quarantine([w.rejected for w in works if isinstance(w, Refusal)])
+        return [self._store(work) for work in works]
+
+    def purge_quarantine(self, now: datetime | None = None) -> int:
+        """Delete the quarantine rows older than the retention (their counts stay)."""
+        now = now or datetime.now(UTC)
+        before = utc_text(now - timedelta(days=self.limits.days))
+        try:
+            return self.storage.purge_quarantine(before)
+        except StorageError as e:
+            self.stats.db_errors += 1
+            log.error("cannot purge the quarantine: %s", e)
+            return 0
+
+    def _store(self, work: Work) -> Reply | None:
+        try:
+            if isinstance(work, Refusal):
+                return self._refused(work)
+            if isinstance(work, StatusUpdate):
+                self.storage.record_status(work.post, work.status)
+                self.stats.statuses += 1
+                return None
+            return self._arrived(work.batch, work.alert)
         except StorageError as e:  # not the payload's fault: no ack, the post sends again
             self.stats.db_errors += 1
-            log.error("district database error on %s: %s", topic, e)
+            log.error("district database error: %s", e)
         except Exception as e:  # a bug must not stop the district; keep the payload
-            log.exception("unexpected error on %s", topic)
-            self._quarantine(topic, None, f"unexpected error: {e}", payload)
+            log.exception("unexpected error while storing")
+            if isinstance(work, Arrival):
+                reason = printable(f"unexpected error: {e}", 500)
+                self._quarantine([Rejected(work.topic, None, reason, work.payload)])
         return None
 
-    def _handle(self, topic: str, payload: bytes) -> Reply | None:
-        where = topics.parse(topic)
-        if where is None:
-            self._quarantine(
-                topic, None, "not a posko/v1/<post>/events|alert|status topic", payload
-            )
+    def _refused(self, work: Refusal) -> Reply | None:
+        post = work.rejected.post
+        if not work.tell or post is None:
             return None
-        if where.leaf == topics.STATUS:
-            self._status(topic, where.post, payload)
-            return None
-        if where.leaf not in (topics.EVENTS, topics.ALERT):
-            return None
-        try:
-            batch = codec.decode(payload, self.max_payload)
-            if batch.post != where.post:
-                raise PayloadError(
-                    f"a batch of post {batch.post!r} on the topic of post {where.post!r}"
-                )
-        except PayloadError as e:
-            self._quarantine(topic, where.post, e.reason, payload)
-            if where.leaf == topics.ALERT:
-                return None
-            ack = Ack(self.storage.contiguous(where.post), error=e.reason)
-            return Reply(topics.topic(where.post, topics.ACK), ack.encode(), retain=False)
-        alert = where.leaf == topics.ALERT
+        ack = Ack(self.storage.contiguous(post), error=work.rejected.reason)
+        return self._reply(post, ack, retain=False)
+
+    def _arrived(self, batch: Batch, alert: bool) -> Reply | None:
         stored = self.storage.store_batch(batch, alert=alert)
+        for lost in batch.declared:
+            log.warning(
+                "post %s declares seqs %d-%d lost on the Pi (%s)",
+                batch.post,
+                lost.first,
+                lost.last,
+                lost.reason,
+            )
         self._count(stored.inserted, len(batch.events), alert)
         if alert:
             log.warning("EMERGENCY (Darurat) at post %s: event %d", batch.post, batch.last)
             return None
-        ack = Ack(stored.contiguous, batch.first, batch.last)
-        return Reply(topics.topic(batch.post, topics.ACK), ack.encode())
+        return self._reply(batch.post, Ack(stored.contiguous, batch.first, batch.last))
 
-    def _status(self, topic: str, post: str, payload: bytes) -> None:
-        if not payload:  # a retained status being cleared
-            return
-        try:
-            status = parse_status(payload)
-        except PayloadError as e:
-            self._quarantine(topic, post, e.reason, payload)
-            return
-        self.storage.record_status(post, status)
-        self.stats.statuses += 1
+    def _reply(self, post: str, ack: Ack, retain: bool = True) -> Reply:
+        """The ack for `post`, signed when the receiver has a key."""
+        if self.signer is not None:
+            ack = ack.signed_by(self.signer, post, utc_text(datetime.now(UTC)))
+        return Reply(topics.topic(post, topics.ACK), ack.encode(), retain=retain)
 
     def _count(self, inserted: int, events: int, alert: bool) -> None:
         self.stats.batches += 1
@@ -106,11 +205,51 @@ class Receiver:
         self.stats.duplicates += events - inserted
         self.stats.alerts += int(alert)
 
-    def _quarantine(self, topic: str, post: str | None, reason: str, payload: bytes) -> None:
-        self.stats.quarantined += 1
-        log.warning("quarantined a payload on %s (%d bytes): %s", topic[:120], len(payload), reason)
+    def _quarantine(self, rejected: list[Rejected]) -> None:
+        if not rejected:
+            return
+        self.stats.quarantined += len(rejected)
+        now = time.monotonic()
+        for i, r in enumerate(rejected):
+            self._log_refusal(r)
+            key = r.post or ""
+            if now - self._kept.get(key, -self.limits.every_s) < self.limits.every_s:
+                rejected[i] = replace(r, keep=False)  # a flood: counted, not kept
+            else:
+                self._kept[key] = now
+        if len(self._kept) >= MAX_LOGGED_POSTS:
+            self._kept.clear()
         try:
-            self.storage.quarantine(topic, post, reason, payload)
+            self.storage.quarantine(rejected, self.limits)
         except StorageError as e:
             self.stats.db_errors += 1
-            log.error("cannot quarantine a payload: %s", e)
+            log.error("cannot quarantine %d payload(s): %s", len(rejected), e)
+
+    def _log_refusal(self, r: Rejected) -> None:
+        """One line per post every QUIET_S at most, so that a flood cannot flood the log."""
+        now, key = time.monotonic(), r.post or ""
+        last, skipped = self._logged.get(key, (-QUIET_S, 0))
+        if now - last < QUIET_S:
+            self._logged[key] = (last, skipped + 1)
+            return
+        if len(self._logged) >= MAX_LOGGED_POSTS:
+            self._logged.clear()
+        more = f" (and {skipped} more from this post since the last line)" if skipped else ""
+        log.warning(
+            "quarantined a payload on %s (%d bytes): %s%s",
+            printable(r.topic, 120),
+            len(r.payload),
+            printable(r.reason, 500),
+            more,
+        )
+        self._logged[key] = (now, 0)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """`text` fit for one log line: cut to `limit` characters, and every control, format,
+    separator or surrogate character escaped (a newline cannot forge a line, NUL and lone
+    surrogates never reach the log)."""
+    cut = text[:limit] + ("..." if len(text) > limit else "")
+    if cut.isprintable():
+        return cut
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)

@@ -16,12 +16,14 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from district.receiver import Receiver
-from district.storage import Storage
+from district.intake import Intake, IntakeLimits
+from district.receiver import Receiver, Reply
+from district.storage import QuarantineLimits, Storage
 from sync import topics
 from sync.codec import MAX_PAYLOAD
 from sync.mqtt import connect, new_client
 from sync.options import Link
+from sync.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,18 @@ class District:
         *,
         share: str | None = None,
         max_payload: int = MAX_PAYLOAD,
+        signer: Signer | None = None,
+        quarantine: QuarantineLimits | None = None,
+        intake: IntakeLimits | None = None,
     ) -> None:
         self.link = link
         self.share = share
         self.storage = storage
-        self.receiver = Receiver(storage, max_payload=max_payload)
+        self.receiver = Receiver(
+            storage, max_payload=max_payload, signer=signer, quarantine=quarantine
+        )
+        # Decoding and storing happen in the intake's threads, never on paho's.
+        self.intake = Intake(self.receiver, self._publish, intake)
         self.subscribed = threading.Event()
         try:
             self.client = new_client(link, reconnect=True)
@@ -75,6 +84,7 @@ class District:
         ]
 
     def start(self) -> District:
+        self.intake.start()
         connect(self.client, self.link, asynchronous=True)
         self.client.loop_start()  # retries until the broker is up
         log.info("district receiver connecting to %s", self.link.address)
@@ -85,6 +95,7 @@ class District:
             return
         self._closed = True
         try:
+            self.intake.close()  # its last acks go out while still connected
             self.client.disconnect()
         finally:
             self.client.loop_stop()
@@ -129,23 +140,29 @@ class District:
             log.warning("lost the broker at %s (%s); reconnecting", self.link.address, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        reply = self.receiver.handle(message.topic, bytes(message.payload))
-        if reply is not None:
-            client.publish(reply.topic, reply.payload, qos=1, retain=reply.retain)
+        self.intake.put(message.topic, bytes(message.payload))
         self._report()
+
+    def _publish(self, reply: Reply) -> None:
+        """An ack, once its batch is committed (from the intake's storage stage)."""
+        self.client.publish(reply.topic, reply.payload, qos=1, retain=reply.retain)
 
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._reported >= REPORT_EVERY_S:
             self._reported = now
-            s = self.receiver.stats
+            s, i = self.receiver.stats, self.intake.stats
             log.info(
                 "district: %d events stored in %d batches (%d duplicates skipped), "
-                "%d alerts, %d statuses, %d payloads quarantined",
+                "%d alerts, %d statuses, %d payloads quarantined, %d shed unread; "
+                "slowest payload %.1f ms CPU (post %r)",
                 s.events,
                 s.batches,
                 s.duplicates,
                 s.alerts,
                 s.statuses,
                 s.quarantined,
+                i.shed,
+                i.slowest_ms,
+                i.slowest_post,
             )

@@ -12,20 +12,19 @@ import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from district.storage import StorageError, Stored
+from district.storage import QuarantineLimits, Rejected, StorageError, Stored
 from edge.events import FIELDS, Event, utc_text
 from sync.batch import Batch
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-KEEP_PAYLOAD = 64 * 1024  # bytes of a quarantined payload kept for the operator
+SCHEMA_VERSION = 2  # 2: quarantine_totals (counts that outlive the quarantine's rows)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     post TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, clock TEXT NOT NULL,
@@ -46,10 +45,18 @@ CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY, received TEXT NOT NULL, topic TEXT NOT NULL, post TEXT,
     reason TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
 CREATE INDEX IF NOT EXISTS quarantine_by_post ON quarantine (post);
+CREATE INDEX IF NOT EXISTS quarantine_by_received ON quarantine (received);
+CREATE TABLE IF NOT EXISTS quarantine_totals (
+    post TEXT PRIMARY KEY, payloads INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    last TEXT NOT NULL) WITHOUT ROWID;
 """
 COLUMNS = (*FIELDS, "received")
 ERASING = ("note", "visitor")  # kinds whose arrival may call for an erasure (UU PDP)
 ERASED = json.dumps({"purged": True})  # a visitor record's data once erased
+_COUNT_REFUSAL = (
+    "INSERT INTO quarantine_totals VALUES (?, 1, ?, ?) ON CONFLICT (post) DO UPDATE SET "
+    "payloads = payloads + 1, bytes = bytes + excluded.bytes, last = excluded.last"
+)
 _INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 14)})"
 
 
@@ -179,13 +186,43 @@ class SQLiteStorage:
         )
 
     @storage_errors()
-    def quarantine(self, topic: str, post: str | None, reason: str, payload: bytes) -> None:
+    def quarantine(self, rejected: Sequence[Rejected], limits: QuarantineLimits) -> None:
+        if not rejected:
+            return
+        seen = now_text()
         with self._tx() as db:
+            for r in rejected:
+                db.execute(_COUNT_REFUSAL, (r.post or "", len(r.payload), seen))
+                if not r.keep:
+                    continue
+                db.execute(
+                    "INSERT INTO quarantine (received, topic, post, reason, size, payload) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        seen,
+                        r.topic[:300],
+                        r.post,
+                        r.reason[:500],
+                        len(r.payload),
+                        r.payload[: limits.payload_bytes],
+                    ),
+                )
+            for post in {r.post for r in rejected if r.keep}:  # each post's newest rows only
+                db.execute(
+                    "DELETE FROM quarantine WHERE post IS ? AND id <= (SELECT id FROM "
+                    "quarantine WHERE post IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (post, post, limits.rows),
+                )
             db.execute(
-                "INSERT INTO quarantine (received, topic, post, reason, size, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (now_text(), topic[:300], post, reason[:500], len(payload), payload[:KEEP_PAYLOAD]),
+                "DELETE FROM quarantine WHERE id <= "
+                "(SELECT id FROM quarantine ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (limits.rows_total,),
             )
+
+    @storage_errors()
+    def purge_quarantine(self, before: str) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM quarantine WHERE received < ?", (before,)).rowcount
 
     @storage_errors()
     def record_status(self, post: str, status: dict[str, Any]) -> None:
@@ -276,7 +313,8 @@ class SQLiteStorage:
 
     @storage_errors()
     def quarantine_counts(self) -> dict[str | None, int]:
-        return dict(self.conn.execute("SELECT post, COUNT(*) FROM quarantine GROUP BY post"))
+        rows = self.conn.execute("SELECT post, payloads FROM quarantine_totals")
+        return {post or None: count for post, count in rows}
 
     def events(
         self,
@@ -321,7 +359,13 @@ def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connec
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
         conn.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS commits by itself
+        if version < 2:  # the counts so far, from the rows a version 1 database kept
+            conn.execute(
+                "INSERT OR IGNORE INTO quarantine_totals SELECT coalesce(post, ''), COUNT(*), "
+                "SUM(size), MAX(received) FROM quarantine GROUP BY coalesce(post, '')"
+            )
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except BaseException:
         conn.close()

@@ -6,7 +6,7 @@ use only this; `district.backends` picks the implementation from the `--db` valu
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -31,6 +31,30 @@ class Stored:
     contiguous: int  # the post's highest seq held with everything before it
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A payload the receiver refused, with why; `keep`: keep a row of it, not only count it."""
+
+    topic: str
+    post: str | None  # None: no post could be told (a topic that is not a post's)
+    reason: str
+    payload: bytes
+    keep: bool = True
+
+
+@dataclass(frozen=True)
+class QuarantineLimits:
+    """How much of the refused payloads is kept (docs/protocol.md): the newest `rows` per
+    post (and `rows_total` in all), each cut to `payload_bytes`, for `days`, and of a post
+    that keeps sending them one every `every_s` at most. Every refusal is counted."""
+
+    rows: int = 100
+    rows_total: int = 5000
+    payload_bytes: int = 16 * 1024
+    days: int = 30
+    every_s: float = 1.0
+
+
 class Storage(Protocol):
     """Every post's events exactly once, their gaps and lost ranges, statuses, quarantine.
 
@@ -44,8 +68,15 @@ class Storage(Protocol):
         ranges and the erasures it calls for; what the ack needs, once committed."""
         ...
 
-    def quarantine(self, topic: str, post: str | None, reason: str, payload: bytes) -> None:
-        """Keep a rejected payload (cut to a bounded size) with its reason."""
+    def quarantine(self, rejected: Sequence[Rejected], limits: QuarantineLimits) -> None:
+        """Count these refused payloads and keep those marked `keep` (cut to
+        `limits.payload_bytes`) in one transaction, dropping each post's oldest rows beyond
+        `limits.rows` and the oldest of all beyond `limits.rows_total`."""
+        ...
+
+    def purge_quarantine(self, before: str) -> int:
+        """Delete the rows of payloads refused before this UTC time text (their counts stay);
+        how many were deleted."""
         ...
 
     def record_status(self, post: str, status: dict[str, Any]) -> None:
@@ -79,7 +110,8 @@ class Storage(Protocol):
         ...
 
     def quarantine_counts(self) -> dict[str | None, int]:
-        """Rejected payloads per post (None: no post could be told)."""
+        """Every payload ever refused, per post (None: no post could be told), including
+        those whose rows are gone (cap, retention)."""
         ...
 
     def events(self, start: str = "", end: str = "~", post: str | None = None) -> Iterator[Event]:

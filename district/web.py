@@ -2,12 +2,12 @@
 rejected payloads, and a CSV export across posts for a range of days.
 
 `create_app(db)` is the application factory (`db` as given to `--db`); the storage is
-opened read-only per request, so the page never competes with the receiver's writes.
+opened read-only per request, so the page never competes with the receiver's writes. Its
+answers carry the guard's page's strict headers (`web.security.strict_headers`).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import threading
@@ -22,7 +22,8 @@ from flask import Blueprint, Flask, Response, abort, current_app, render_templat
 from district.backends import open_storage
 from district.report import DEFAULT_ZONE, day_bounds, overview
 from district.storage import Storage
-from edge.export import CSV_COLUMNS, csv_row
+from edge.export import CSV_COLUMNS, csv_row, csv_writer
+from web.security import strict_headers
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ class Pages:
 
 
 def create_app(db: str | Path, *, zone: str = DEFAULT_ZONE) -> Flask:
-    app = Flask(__name__, template_folder="templates")
+    app = Flask(__name__, template_folder="templates", static_folder="static")
     app.extensions["posko_district"] = Pages(db, zone)
     app.register_blueprint(bp)
+    app.after_request(strict_headers)
     return app
 
 
@@ -82,11 +84,11 @@ def export_csv() -> Response:
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv_writer(buffer)
         writer.writerow(CSV_COLUMNS)
         with pages.open() as db:
             for event in db.events(start, end):
-                writer.writerow(csv_row(event, pages.zone))
+                writer.writerow(csv_row(event, pages.zone))  # formulas defused there
                 if buffer.tell() > 64_000:
                     yield _take(buffer)
         yield _take(buffer)

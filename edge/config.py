@@ -176,6 +176,8 @@ def parse_text(setting: Setting, text: str) -> Any:
         return int(text, 0)
     if setting.type is float:
         return float(text)
+    if setting.type is list:  # comma-separated in a variable or a form field
+        return [item.strip() for item in text.split(",") if item.strip()]
     if setting.type is bool:
         if text.lower() in {"1", "true", "yes", "on"}:
             return True
@@ -218,6 +220,10 @@ def _check(setting: Setting, value: Any) -> str | None:
 
 
 def _check_value(setting: Setting, value: Any, where: str) -> str | None:
+    if isinstance(value, list):
+        if not all(isinstance(item, str) and item for item in value):
+            return f"{where} is not a {setting.allowed()}"
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         return f"{where} is not a finite number; allowed: {setting.allowed()}"
     if setting.min is not None and value < setting.min:
@@ -271,6 +277,8 @@ def example_toml() -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

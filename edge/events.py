@@ -64,10 +64,9 @@ FIELDS: tuple[str, ...] = tuple(Event.__annotations__)
 
 
 def utc_text(moment: datetime) -> str:
-    """UTC with milliseconds, e.g. 2026-11-27T03:04:05.123Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    """UTC with milliseconds, e.g. 2026-11-27T03:04:05.123Z (four-digit years throughout, so
+    that the text sorts as time does; strftime writes year 500 as "500")."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def parse_time(text: str) -> datetime:

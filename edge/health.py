@@ -2,6 +2,8 @@
 
 A part that is not running in this process (the station, seen from `posko status`) is left
 out rather than reported dead; the store's own health comes from `EventStore.health()`.
+Only the watchdog asks whether the page answers over HTTP (`page_answers`): `/healthz`
+asking it would ask itself.
 """
 
 from __future__ import annotations
@@ -46,9 +48,15 @@ class Health:
 
 
 def check(
-    post: str, store: EventStore, *, station: Alive | None = None, page: Alive | None = None
+    post: str,
+    store: EventStore,
+    *,
+    station: Alive | None = None,
+    page: Alive | None = None,
+    page_answers: bool | None = None,
 ) -> Health:
-    """Whether the press path, the store and the page work; `reasons` says why not."""
+    """Whether the press path, the store and the page work; `reasons` says why not.
+    `page_answers`: whether the page answered an HTTP request (None: not asked)."""
     stored = store.health()
     station_alive = None if station is None else station.alive
     page_alive = None if page is None else page.alive
@@ -58,9 +66,12 @@ def check(
             (station_alive is False, "the station thread has stopped"),
             (not stored["ok"], f"store unavailable: {stored['last_error']}"),
             (page_alive is False, "the guard's page is not being served"),
+            (page_alive and page_answers is False, "the guard's page does not answer"),
         )
         if bad
     ]
+    if page_answers is False:
+        page_alive = False
     return Health(
         post=post,
         store=stored,

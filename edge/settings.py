@@ -38,6 +38,8 @@ class Setting:
         return "POSKO_" + self.key.replace(".", "_").upper()
 
     def allowed(self) -> str:
+        if self.type is list:
+            return "list of text"
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.min is not None and self.max is not None:
@@ -227,6 +229,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt.ca_file", str, "", "CA certificate file for TLS; empty uses the system's CAs"),
     Setting("mqtt.cert_file", str, "", "Client certificate file for TLS; empty sends none"),
     Setting("mqtt.key_file", str, "", "Private key of the client certificate"),
+    Setting(
+        "mqtt.district_keys",
+        list,
+        [],
+        "The district's Ed25519 public key files (district.pub); an ack signed by none of "
+        "them is ignored. List two while the district rotates its key",
+    ),
+    Setting(
+        "mqtt.insecure_acks",
+        bool,
+        False,
+        "Believe unsigned acks (demos, old districts): anyone who can publish on the broker "
+        "can then make the post drop unsent events",
+    ),
     Setting(
         "mqtt.keepalive_s",
         int,

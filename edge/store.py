@@ -32,7 +32,17 @@ from edge.journal import (
     scan,
 )
 from edge.ownership import DataDirLock
-from edge.segments import Edit, Segment, describe, load_index, segment_name, write_index
+from edge.segments import (
+    Edit,
+    Lost,
+    Segment,
+    add_lost,
+    describe,
+    load_index,
+    lost_of,
+    segment_name,
+    write_index,
+)
 from sensors.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -59,6 +69,8 @@ class EventStore:
         self.events_dir = self.data_dir / "events"
         self.damaged_dir = self.data_dir / "damaged"
         self.damage: list[Damage] = []
+        self.lost: list[Lost] = []  # seqs given out but no longer held, with the reason
+        self._damaged_spans: list[Lost] = []  # seqs the damage found at this opening may cover
         self.last_error: str | None = None
         self._lock = threading.RLock()
         self._rewriting = threading.Lock()  # one rewrite at a time (closed files: outside _lock)
@@ -87,6 +99,7 @@ class EventStore:
         index = self._load_index()
         known = {s["file"]: Segment(**s) for s in index.get("segments", [])}
         self._seq_floor = int(index.get("seq_floor", 0))
+        self.lost = lost_of(index)
         self.closed: list[Segment] = [
             self._closed_segment(p, known.get(p.name)) for p in files[:-1]
         ]
@@ -104,9 +117,11 @@ class EventStore:
         self.last_seq = max(
             tail, self.closed[-1].last if self.closed else 0, self._seq_floor, self.acked
         )
+        self._record_holes()
         if not self.read_only and (
             [asdict(s) for s in self.closed] != index.get("segments")
             or self._seq_floor != index.get("seq_floor", 0)
+            or [[r.first, r.last, r.reason] for r in self.lost] != index.get("lost", [])
         ):
             self._write_index()
 
@@ -131,14 +146,67 @@ class EventStore:
     def _note_damage(self, damage: Damage | None, max_seq_seen: int) -> None:
         if damage is not None:
             self.damage.append(damage)
+            first = int(damage.file.split("_", 1)[0])
+            reason = "torn" if damage.kind == "torn_tail" else "corrupt"
+            self._damaged_spans.append(Lost(first, max(first, max_seq_seen), reason))
             # Never reuse a seq that might have been acknowledged from the damaged bytes.
             self._seq_floor = max(self._seq_floor, max_seq_seen)
+
+    def _record_holes(self) -> None:
+        """Record every seq up to `last_seq` that no segment holds and no record explains yet:
+        sync declares exactly these lost (docs/protocol.md), never a seq it merely lacks."""
+        held: list[tuple[int, int]] = []
+        for segment, docs in self._segments():
+            if segment.count == segment.last - segment.first + 1 and segment.count:
+                held.append((segment.first, segment.last))
+            elif segment.count:
+                rows = docs if docs is not None else self._docs_of(segment)
+                for _, doc in rows:
+                    seq = doc["seq"]
+                    if held and held[-1][1] + 1 == seq:
+                        held[-1] = (held[-1][0], seq)
+                    else:
+                        held.append((seq, seq))
+        holes, expected = [], 1
+        for first, last in held:
+            if first > expected:
+                holes.append((expected, first - 1))
+            expected = max(expected, last + 1)
+        if expected <= self.last_seq:
+            holes.append((expected, self.last_seq))
+        new = add_lost([], [self._why_lost(a, b) for a, b in holes])
+        found = [r for r in add_lost(self.lost, new) if r not in self.lost]
+        if found:
+            self.lost = add_lost(self.lost, new)
+            for r in found:
+                log.log(
+                    logging.ERROR if r.reason == "missing" else logging.WARNING,
+                    "seqs %d-%d are lost on this post (%s): the district will be told",
+                    r.first,
+                    r.last,
+                    r.reason,
+                )
+
+    def _why_lost(self, first: int, last: int) -> Lost:
+        for span in self._damaged_spans:
+            if span.first <= last and first <= span.last:
+                return Lost(first, last, span.reason)
+        return Lost(first, last, "purged" if last <= self.acked else "missing")
+
+    def lost_between(self, first: int, last: int) -> list[Lost]:
+        """The recorded lost seqs within first..last, cut to that range, in order."""
+        with self._lock:
+            return [
+                Lost(max(r.first, first), min(r.last, last), r.reason)
+                for r in self.lost
+                if r.last >= first and r.first <= last
+            ]
 
     def _load_index(self) -> dict[str, Any]:
         return load_index(self.events_dir)
 
     def _write_index(self) -> None:
-        write_index(self.events_dir, self._seq_floor, self.closed)
+        write_index(self.events_dir, self._seq_floor, self.closed, self.lost)
 
     def _load_watermark(self) -> int:
         path = self.data_dir / "sync.json"
@@ -408,13 +476,14 @@ class EventStore:
             gone = [s for s in self.closed if s.last <= self.acked and s.max_day < before_day]
             if not gone:
                 return []
-            floor, closed = self._seq_floor, self.closed
+            floor, closed, lost = self._seq_floor, self.closed, self.lost
             self._seq_floor = max(floor, *(s.last for s in gone))
             self.closed = [s for s in closed if s not in gone]
+            self.lost = add_lost(lost, [Lost(s.first, s.last, "purged") for s in gone if s.count])
             try:  # the index first: a cut before the unlinks only leaves files to delete again
                 self._write_index()
             except OSError:
-                self._seq_floor, self.closed = floor, closed
+                self._seq_floor, self.closed, self.lost = floor, closed, lost
                 raise
             for segment in gone:
                 self._cache.pop(segment.file, None)

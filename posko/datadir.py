@@ -35,13 +35,11 @@ def open_store(config: Config, what: str, hint: str = "", *, create: bool = Fals
     """The post's store as its only writer, or `StationRunning` while the station runs.
 
     With `create`, a missing data directory is made (owned like its nearest parent)."""
-    data_dir = owner = config.post.data_dir
+    data_dir = config.post.data_dir
     if not data_dir.is_dir() and not create:
         raise PoskoError(f"no data directory at {data_dir}")
-    while not owner.exists() and owner != owner.parent:
-        owner = owner.parent
     try:
-        with as_data_owner(owner):
+        with as_data_owner(nearest(data_dir)):
             return EventStore(data_dir, config.post.id, config.post.zone)
     except DataDirBusy as e:
         raise refusal(e, what, hint) from None
@@ -75,6 +73,13 @@ def hold_data_dir(data_dir: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.close()
+
+
+def nearest(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (whose owner a new data directory gets)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 @contextmanager

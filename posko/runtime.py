@@ -16,6 +16,7 @@ from typing import Any
 from district.backends import open_storage
 from district.report import DEFAULT_ZONE
 from district.server import District
+from district.storage import QuarantineLimits
 from district.web import PageServer
 from district.web import create_app as create_district_app
 from edge.config import Config
@@ -24,8 +25,10 @@ from edge.health import Health, check
 from edge.post import Post
 from edge.retention import Retention
 from sensors.errors import PoskoError
+from sync.acks import AcksUntrusted
 from sync.codec import MAX_PAYLOAD
 from sync.options import Link, SyncOptions, broker_address
+from sync.signing import Signer
 from sync.worker import SyncWorker
 from web.app import create_app
 from web.options import PageOptions
@@ -35,6 +38,7 @@ from web.server import WebServer
 log = logging.getLogger(__name__)
 
 RECORD_TIMEOUT_S = 30.0  # how long retention waits for the station to record a purge note
+PAGE_PROBE_S = 3.0  # how long the watchdog waits for the page to answer over HTTP
 
 
 class Runtime:
@@ -45,6 +49,7 @@ class Runtime:
         self.post: Post | None = post
         self.page: WebServer | None = None
         self.sync: SyncWorker | None = None
+        self.sync_off: str | None = None  # why sync is not running although a broker is set
         self.retention: Retention | None = None
         self._serve_page = page
         self._stack = ExitStack()
@@ -69,19 +74,33 @@ class Runtime:
             raise RuntimeError("the runtime has not been started")
         return self.post
 
-    def health(self) -> Health:
+    def health(self, *, probe_page: bool = False) -> Health:
+        """The one health check. `probe_page` (the watchdog's, never `/healthz`'s, which
+        would ask itself) also asks the page over HTTP: a live thread may serve nobody."""
         post = self.running_post
-        return check(post.config.post.id, post.store, station=post.station, page=self.page)
+        answers = None
+        if probe_page and self.page is not None and self.page.alive:
+            answers = self.page.answers(PAGE_PROBE_S)
+        return check(
+            post.config.post.id,
+            post.store,
+            station=post.station,
+            page=self.page,
+            page_answers=answers,
+        )
 
     def sync_state(self) -> dict[str, Any]:
         """The sync worker's view for the guard's screen (nothing when sync is off)."""
         worker = self.sync
         if worker is None:
-            return {}
+            return (
+                {"connected": False, "state": "off", "off": self.sync_off} if self.sync_off else {}
+            )
         return {
             "connected": worker.state == "online",
             "state": worker.state,
             "error": worker.last_error,
+            "acks_ignored": worker.acks.total,
         }
 
     # -- the parts -------------------------------------------------------------------
@@ -111,7 +130,12 @@ class Runtime:
             log.info("sync is off: mqtt.broker is not set")
             return None
         options = SyncOptions.from_config(config)
-        worker = SyncWorker(post.store, options, clock_state=post.clock.state)
+        try:
+            worker = SyncWorker(post.store, options, clock_state=post.clock.state)
+        except AcksUntrusted as e:  # the station keeps running; the screen says why
+            self.sync_off = str(e)
+            log.error("%s", e)
+            return None
         self._stack.callback(worker.close)
         post.station.subscribe(worker.notify)
         self._stack.callback(post.station.unsubscribe, worker.notify)
@@ -157,8 +181,12 @@ class DistrictRuntime:
         max_payload: int = MAX_PAYLOAD,
         web: tuple[str, int] | None = None,
         zone: str = DEFAULT_ZONE,
+        signer: Signer | None = None,
+        quarantine: QuarantineLimits | None = None,
     ) -> None:
         self.db = db
+        self.signer = signer
+        self.quarantine = quarantine
         self.link = link
         self.share = share
         self.max_payload = max_payload
@@ -171,8 +199,20 @@ class DistrictRuntime:
     def start(self) -> DistrictRuntime:
         try:
             self.receiver = District(
-                open_storage(self.db), self.link, share=self.share, max_payload=self.max_payload
+                open_storage(self.db),
+                self.link,
+                share=self.share,
+                max_payload=self.max_payload,
+                signer=self.signer,
+                quarantine=self.quarantine,
             )
+            if self.signer is None:
+                log.warning(
+                    "acks go out unsigned (no --signing-key): posts believe them only with "
+                    "mqtt.insecure_acks = true; make a key with `posko district keygen DIR`"
+                )
+            else:
+                log.info("acks are signed with key %s", self.signer.key_id)
             self.receiver.start()
             if self.web is not None:
                 host, port = self.web

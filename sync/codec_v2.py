@@ -9,14 +9,26 @@ one, refs as a distance back from the event's own seq. See docs/protocol.md.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from itertools import accumulate
 from typing import Any, cast
 
 from edge.events import FIELDS, Event
+from sync import bounded
 from sync.batch import MAX_EVENTS, Batch, PayloadError, Unencodable
 from sync.packing import pack, unpack, unzigzag, zigzag
-from sync.schema import MAX_TIME_MS, TEMP_C, TEMP_RAW_C, check_data, check_frame, check_shape
+from sync.schema import (
+    EARLIEST,
+    LATEST,
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    TEMP_C,
+    TEMP_RAW_C,
+    check_data,
+    check_frame,
+    check_shape,
+)
 from sync.timecode import all_to_ms, to_text
 
 VERSION = 2
@@ -25,6 +37,12 @@ CARRIED = frozenset(FIELDS)
 META_KEYS = {"post", "first", "last", "n", "t0", "base", "dec", "shapes", "data"}
 MAX_DECIMALS = 4
 _LEN = struct.Struct("<I")
+# The start of the header every Pi has written (`encode`): the claim that bounds the rest.
+_CLAIM = re.compile(
+    rb'\{\s*"post"\s*:\s*"([^"\\]{0,64})"\s*,\s*"first"\s*:\s*(\d{1,20})\s*,'
+    rb'\s*"last"\s*:\s*(\d{1,20})\s*,\s*"n"\s*:\s*(\d{1,20})\s*,'
+)
+COLUMNS = 6  # seq gaps, times, shapes, temps, raws, refs: at most n values of 8 bytes each
 
 
 # -- encoding ---------------------------------------------------------------------------
@@ -160,9 +178,30 @@ def decode(body: bytes) -> Batch:
         raise PayloadError(f"version 2 body is malformed: {str(e)[:80]}") from None
 
 
+def claim(head: bytes) -> tuple[int, tuple[str, int, int, int]]:
+    """The header's size and the post, range and event count it claims, checked."""
+    if len(head) < _LEN.size:
+        raise PayloadError("version 2 body is cut short")
+    (size,) = _LEN.unpack_from(head)
+    found = _CLAIM.match(head, _LEN.size, _LEN.size + size)
+    if found is None:
+        raise PayloadError("version 2 header does not start with its post, first, last, n")
+    post, first, last, n = found[1].decode(errors="replace"), *map(int, found.group(2, 3, 4))
+    check_frame(post, first, last, n)
+    if size > bounded.json_bytes(n):
+        raise PayloadError(f"version 2 header of {size} bytes is too large for {n} events")
+    return size, (post, first, last, n)
+
+
+def limit(head: bytes) -> int:
+    """The most bytes the body that starts with `head` may inflate to."""
+    size, (*_, n) = claim(head)
+    return _LEN.size + size + COLUMNS * (1 + 8 * n)
+
+
 def _decode(body: bytes) -> Batch:
-    (size,) = _LEN.unpack_from(body)
-    meta = _meta(body[4 : 4 + size])
+    size, claimed = claim(body[: bounded.HEAD_BYTES])
+    meta = _meta(body[4 : 4 + size], claimed)
     n, shapes = meta["n"], meta["shapes"]
     pos = 4 + size
     gaps, pos = unpack(body, pos, n)
@@ -189,8 +228,8 @@ def _decode(body: bytes) -> Batch:
     if seqs and seqs[-1] > meta["last"]:
         raise PayloadError("an event lies beyond the batch's range")
     times = list(accumulate(unzigzag(deltas), initial=meta["t0"]))[1:]
-    if times and (min(times) < 0 or max(times) > MAX_TIME_MS):
-        raise PayloadError("an event time is out of range")
+    if times and (min(times) < MIN_TIME_MS or max(times) > MAX_TIME_MS):
+        raise PayloadError(f"an event time is outside {EARLIEST[:10]}..{LATEST[:10]}")
     values = _Values(meta, temps, raws, refs)
     events = [
         values.event(meta["post"], seq, ms, shapes[i])
@@ -199,13 +238,15 @@ def _decode(body: bytes) -> Batch:
     return Batch(meta["post"], meta["first"], meta["last"], events)
 
 
-def _meta(head: bytes) -> dict[str, Any]:
-    meta = json.loads(head)
+def _meta(head: bytes, claimed: tuple[str, int, int, int]) -> dict[str, Any]:
+    meta = bounded.load_json(head, claimed[3], "version 2 header")
     if not isinstance(meta, dict) or set(meta) != META_KEYS:
         raise PayloadError("version 2 header has the wrong fields")
+    if tuple(meta[k] for k in ("post", "first", "last", "n")) != claimed:
+        raise PayloadError("version 2 header names its post, range or count twice")
     n = meta["n"]
     if not isinstance(n, int) or not 0 <= n <= MAX_EVENTS:
-        raise PayloadError(f"event count {str(n)[:20]} is out of range")
+        raise PayloadError(f"event count {str(n)[:20]!r} is out of range")
     check_frame(meta["post"], meta["first"], meta["last"], n)
     for key, top in (("t0", MAX_TIME_MS), ("base", 10**9), ("dec", MAX_DECIMALS)):
         value = meta[key]
@@ -216,7 +257,11 @@ def _meta(head: bytes) -> dict[str, Any]:
         ):
             raise PayloadError(f"header {key} is out of range")
     shapes, data = meta["shapes"], meta["data"]
-    if not isinstance(shapes, list) or len(shapes) > n or not isinstance(data, list):
+    if (
+        not isinstance(shapes, list)
+        or not isinstance(data, list)
+        or max(len(shapes), len(data)) > n
+    ):
         raise PayloadError("version 2 shapes or data are malformed")
     for shape in shapes:
         if not isinstance(shape, list) or len(shape) != 7 or shape[6] not in range(16):

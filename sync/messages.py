@@ -6,11 +6,23 @@ They are rare (one ack per batch, a status now and then), so they stay readable 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sync.batch import MAX_SEQ, PayloadError
+from sync.signing import Signer
+from sync.topics import POST_ID
+
+PROTOCOL = 2  # docs/protocol.md; the topics keep their `posko/v1/` prefix
+ACK_TAG = "posko-ack"  # first item of the signed bytes: a signature means nothing elsewhere
+MAX_ACK_BYTES = 4096
+MAX_ERROR_CHARS = 500
+KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 STATUS_KEYS = {
     "v",
@@ -23,6 +35,7 @@ STATUS_KEYS = {
     "clock",
     "version",
     "error",
+    "acks_ignored",
 }
 MAX_STATUS_BYTES = 2048
 
@@ -31,21 +44,55 @@ MAX_STATUS_BYTES = 2048
 class Ack:
     """`ack`: the highest seq up to which the district holds every event of the post.
     `first`/`last`: the range of the batch this ack answers (absent for a bare ack);
-    `error`: why that batch was refused, if it was."""
+    `error`: why that batch was refused, if it was. A signed ack also names its `post`,
+    the `time` the district signed it, the `key` id and the Ed25519 signature `sig` over
+    `signed_bytes()`; `v` is the protocol version (1 for an old district's unsigned ack)."""
 
     ack: int
     first: int | None = None
     last: int | None = None
     error: str | None = None
+    post: str | None = None
+    time: str | None = None
+    key: str | None = None
+    sig: bytes | None = None
+    v: int = PROTOCOL
+
+    def signed_bytes(self) -> bytes:
+        """The canonical bytes the district signs and the post checks: a compact JSON array
+        (ASCII only) of the tag, the protocol version, post, ack, first, last, error, key id
+        and time, absent values as null. Defined here only; both ends import it."""
+        fields = [
+            ACK_TAG,
+            self.v,
+            self.post,
+            self.ack,
+            self.first,
+            self.last,
+            self.error,
+            self.key,
+            self.time,
+        ]
+        return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode()
+
+    def signed_by(self, signer: Signer, post: str, time: str) -> Ack:
+        """This ack for `post`, stamped with `time` and signed by the district's key."""
+        unsigned = replace(self, post=post, time=time, key=signer.key_id, sig=None, v=PROTOCOL)
+        return replace(unsigned, sig=signer.sign(unsigned.signed_bytes()))
 
     def encode(self) -> bytes:
         doc = {
             k: v
             for k, v in (
+                ("v", self.v),
+                ("post", self.post),
                 ("ack", self.ack),
                 ("first", self.first),
                 ("last", self.last),
                 ("error", self.error),
+                ("t", self.time),
+                ("key", self.key),
+                ("sig", None if self.sig is None else base64.b64encode(self.sig).decode()),
             )
             if v is not None
         }
@@ -53,9 +100,12 @@ class Ack:
 
     @classmethod
     def decode(cls, payload: bytes) -> Ack:
+        """The ack in a payload, its shape checked (not its signature: `sync.acks` does)."""
+        if len(payload) > MAX_ACK_BYTES:
+            raise PayloadError(f"ack of {len(payload)} bytes is too large")
         try:
             doc = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PayloadError("ack is not JSON") from None
         if not isinstance(doc, dict) or not _seq(doc.get("ack"), zero=True):
             raise PayloadError("ack has no seq")
@@ -64,9 +114,35 @@ class Ack:
             first is not None and not (_seq(first) and _seq(last) and first <= last)
         ):
             raise PayloadError("ack names a bad range")
-        if error is not None and not isinstance(error, str):
-            raise PayloadError("ack error is not text")
-        return cls(doc["ack"], first, last, error)
+        if error is not None and not (isinstance(error, str) and len(error) <= MAX_ERROR_CHARS):
+            raise PayloadError("ack error is not a short text")
+        return cls(doc["ack"], first, last, error, *_signature_fields(doc))
+
+
+def _signature_fields(
+    doc: dict[str, Any],
+) -> tuple[str | None, str | None, str | None, bytes | None, int]:
+    """post, time, key id, signature and version of an ack document, each checked."""
+    post, time, key, sig, v = (doc.get(k) for k in ("post", "t", "key", "sig", "v"))
+    if post is not None and not (isinstance(post, str) and POST_ID.fullmatch(post)):
+        raise PayloadError("ack names a bad post id")
+    if time is not None and not (isinstance(time, str) and TIME_TEXT.fullmatch(time)):
+        raise PayloadError("ack time is not UTC text")
+    if key is not None and not (isinstance(key, str) and KEY_ID.fullmatch(key)):
+        raise PayloadError("ack key id is not 16 hex digits")
+    if v is None:
+        v = 1  # an old district's ack
+    elif not _seq(v):
+        raise PayloadError("ack version is not a number")
+    signature = None
+    if sig is not None:
+        try:
+            signature = base64.b64decode(sig, validate=True) if isinstance(sig, str) else b""
+        except (binascii.Error, ValueError):
+            signature = b""
+        if len(signature) != 64:
+            raise PayloadError("ack signature is not 64 bytes of base64")
+    return post, time, key, signature, v
 
 
 def status(state: str, **fields: Any) -> bytes:
@@ -85,7 +161,7 @@ def parse_status(payload: bytes) -> dict[str, Any]:
         raise PayloadError("status is not JSON") from None
     if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
         raise PayloadError("status has no online/offline state")
-    for key in ("pending", "last_seq", "acked"):
+    for key in ("pending", "last_seq", "acked", "acks_ignored"):
         if key in doc and not _seq(doc[key], zero=True):
             raise PayloadError(f"status {key} is not a count")
     return {k: v for k, v in doc.items() if k in STATUS_KEYS}

@@ -1,17 +1,19 @@
 """The sync settings of a post, read once from its configuration into typed values.
 
-File settings (CA, client certificate, key) are checked here, at start-up, and every
-problem is reported together as a `ConfigError`.
+File settings (CA, client certificate, key, the district's public keys) are checked here,
+at start-up, and every problem is reported together as a `ConfigError`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edge.config import Config
 from sensors.errors import ConfigError
+from sync.acks import AckTrust
+from sync.signing import KeyFileError, PublicKey
 
 
 def broker_address(config: Config) -> str:
@@ -79,6 +81,9 @@ class SyncOptions:
     ack_timeout: float = 30.0
     status_interval: float = 300.0
     send_nik: bool = False
+    trust: AckTrust = field(
+        default_factory=AckTrust
+    )  # no key and not insecure: the worker refuses to start
 
     @classmethod
     def from_config(cls, config: Config, **changes: Any) -> SyncOptions:
@@ -104,6 +109,7 @@ class SyncOptions:
             config["mqtt.keepalive_s"],
         )
         problems = link.problems()
+        keys = district_keys(config["mqtt.district_keys"], problems)
         if problems:
             raise ConfigError(problems)
         options = cls(
@@ -115,5 +121,22 @@ class SyncOptions:
             config["sync.ack_timeout_s"],
             float(config["sync.status_interval_s"]),
             config["sync.send_nik"],
+            AckTrust(keys, config["mqtt.insecure_acks"]),
         )
         return replace(options, **changes) if changes else options
+
+
+def district_keys(paths: list[str], problems: list[str]) -> tuple[PublicKey, ...]:
+    """The public keys in these files; one line in `problems` for each file that is not one."""
+    keys: dict[str, PublicKey] = {}
+    for path in paths:
+        if not os.access(path, os.R_OK):
+            problems.append(f"mqtt.district_keys: {path!r} is not a readable file")
+            continue
+        try:
+            key = PublicKey.from_file(path)
+        except KeyFileError as e:
+            problems.append(f"mqtt.district_keys: {e}")
+            continue
+        keys.setdefault(key.key_id, key)
+    return tuple(keys.values())

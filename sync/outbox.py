@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.events import Event
+from edge.segments import Lost
 from edge.store import EventStore
 from sensors.errors import StoreError
-from sync.batch import Batch
+from sync.batch import MAX_LOST_RANGES, MAX_LOST_SEQS, Batch
 from sync.codec import CURRENT, encode
 from sync.messages import Ack
 from sync.options import SyncOptions
@@ -71,6 +72,7 @@ class Outbox:
         self.flights: list[Flight] = []
         self.stats = OutboxStats()
         self.refused: str | None = None  # why the district refused the last batch, if it did
+        self._unexplained: int | None = None  # a seq missing here that the store never recorded
 
     @property
     def drained(self) -> bool:
@@ -119,14 +121,66 @@ class Outbox:
         found = self.store.since(start - 1, limit)
         events = [e if "data" not in e else self.outgoing(e) for e in found if e["seq"] <= last_seq]
         end = events[-1]["seq"] if len(events) == limit else last_seq
-        payload = encode(Batch(self.options.post, start, end, events), self.version)
+        end, declared = self._declare(start, end, events)
+        if end < start:
+            return None  # stuck at a seq the store cannot account for (logged)
+        events = [e for e in events if e["seq"] <= end]
+        payload = self._encode(start, end, events, declared)
         while len(payload) > self.options.batch_bytes and len(events) > 1:
             keep = int(len(events) * self.options.batch_bytes / len(payload) * 0.9)
             events = events[: min(max(keep, 1), len(events) - 1)]
             end = events[-1]["seq"]
-            payload = encode(Batch(self.options.post, start, end, events), self.version)
+            payload = self._encode(start, end, events, declared)
         self.cursor = end + 1
         return Flight(start, end, len(events), payload, now + self._timeout(0))
+
+    def _encode(self, start: int, end: int, events: list[Event], declared: list[Lost]) -> bytes:
+        listed = tuple(
+            Lost(r.first, min(r.last, end), r.reason) for r in declared if r.first <= end
+        )
+        return encode(Batch(self.options.post, start, end, events, listed), self.version)
+
+    def _declare(self, start: int, end: int, events: list[Event]) -> tuple[int, list[Lost]]:
+        """The end of the batch and the lost seqs it lists: only seqs the store recorded as
+        lost, at most MAX_LOST_SEQS in MAX_LOST_RANGES ranges; the batch ends before a
+        missing seq the store never recorded (that one is never declared lost)."""
+        holes = Batch(self.options.post, start, end, events).lost()
+        if not holes:
+            return end, []
+        recorded = self.store.lost_between(start, end)
+        declared: list[Lost] = []
+        total = 0
+        for first, last in holes:
+            at = first
+            for r in recorded:
+                if r.last < at or r.first > last:
+                    continue
+                if r.first > at:
+                    break  # a missing seq between recorded ones
+                piece = Lost(at, min(r.last, last), r.reason)
+                room = MAX_LOST_SEQS - total
+                if len(declared) == MAX_LOST_RANGES or room <= 0:
+                    return at - 1, declared
+                if piece.size > room:
+                    piece = Lost(piece.first, piece.first + room - 1, piece.reason)
+                    declared.append(piece)
+                    return piece.last, declared
+                declared.append(piece)
+                total += piece.size
+                at = piece.last + 1
+            if at <= last:
+                self._cannot_declare(at)
+                return at - 1, declared
+        return end, declared
+
+    def _cannot_declare(self, seq: int) -> None:
+        if self._unexplained != seq:
+            self._unexplained = seq
+            log.error(
+                "seq %d is missing from the store but was never recorded as lost: sync "
+                "stops before it rather than tell the district it is lost",
+                seq,
+            )
 
     def outgoing(self, event: Event) -> Event:
         """The event as it may leave the Pi (no NIK unless sync.send_nik)."""

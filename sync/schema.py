@@ -23,10 +23,18 @@ SCREENINGS = frozenset(s.value for s in Screening)
 REQUIRED = ("post", "seq", "time", "clock", "kind")
 OPTIONAL = frozenset(FIELDS) - frozenset(REQUIRED)
 WORD = re.compile(r"^[\w.:-]{1,64}$")  # clock states and fault codes
-MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# The times an event may carry (docs/protocol.md): the programme began in 2020 and a Pi's OS
+# never boots with its clock before its own build; every day up to 2099 fits every export.
+# Fixed, not "now + a day": each receiver, each retry, gives the same batch the same verdict.
+EARLIEST = "2020-01-01T00:00:00.000Z"
+LATEST = "2099-12-31T23:59:59.999Z"
+MIN_TIME_MS = to_ms(EARLIEST)
+MAX_TIME_MS = to_ms(LATEST)
 TEMP_C = (0.0, 60.0)  # a calibrated reading (the plausible range is a setting up to 50 °C)
 TEMP_RAW_C = (-273.15, 1000.0)  # whatever a sensor may say, faults included
 MAX_DATA_BYTES = 16_384
+MAX_DATA_DEPTH = 16  # an erasure note is 3 deep
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_frame(post: Any, first: Any, last: Any, count: int) -> None:
@@ -35,7 +43,7 @@ def check_frame(post: Any, first: Any, last: Any, count: int) -> None:
         raise PayloadError(f"post id {str(post)[:40]!r} is not valid")
     for name, value in (("first", first), ("last", last)):
         if not _is_int(value) or not 1 <= value <= MAX_SEQ:
-            raise PayloadError(f"{name} seq {str(value)[:40]} is not a seq")
+            raise PayloadError(f"{name} seq {str(value)[:40]!r} is not a seq")
     if first > last:
         raise PayloadError(f"range {first}-{last} is empty")
     if count > MAX_EVENTS or count > last - first + 1:
@@ -66,7 +74,7 @@ def check_event(event: Mapping[str, Any], post: str) -> None:
     if event["post"] != post:
         raise PayloadError(f"event {seq!r} belongs to another post")
     if not _is_int(seq) or not 1 <= seq <= MAX_SEQ:
-        raise PayloadError(f"seq {str(seq)[:40]} is not a seq")
+        raise PayloadError(f"seq {str(seq)[:40]!r} is not a seq")
     check_time(event["time"])
     check_shape(
         event["kind"],
@@ -80,7 +88,7 @@ def check_event(event: Mapping[str, Any], post: str) -> None:
     check_number("temp_raw_c", event.get("temp_raw_c"), TEMP_RAW_C)
     ref = event.get("ref")
     if ref is not None and (not _is_int(ref) or not 1 <= ref < seq):
-        raise PayloadError(f"event {seq}: ref {str(ref)[:40]} is not an earlier seq")
+        raise PayloadError(f"event {seq}: ref {str(ref)[:40]!r} is not an earlier seq")
     if "data" in event:
         check_data(event["data"])
 
@@ -91,8 +99,8 @@ def check_time(text: Any) -> int:
         ms = to_ms(text)
     except ValueError as e:
         raise PayloadError(str(e)) from None
-    if ms < 0:
-        raise PayloadError(f"time {text!r} is before 1970")
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise PayloadError(f"time {text!r} is outside {EARLIEST[:10]}..{LATEST[:10]}")
     return ms
 
 
@@ -123,10 +131,34 @@ def check_number(name: str, value: Any, bounds: tuple[float, float]) -> None:
 
 
 def check_data(data: Any) -> None:
+    """An object of plain JSON: finite numbers, text without lone surrogates, not too deep,
+    at most MAX_DATA_BYTES as UTF-8."""
     if not isinstance(data, dict):
         raise PayloadError("data is not an object")
+    _check_plain(data)
     if len(json.dumps(data, ensure_ascii=False).encode()) > MAX_DATA_BYTES:
         raise PayloadError(f"data is larger than {MAX_DATA_BYTES} bytes")
+
+
+def _check_plain(data: dict[str, Any]) -> None:
+    """Walk `data` without recursion: NaN and Infinity are not JSON (JSON readers reject
+    them, so an export would break), and a lone surrogate cannot be stored as UTF-8."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise PayloadError("data holds a lone surrogate (not UTF-8 text)")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise PayloadError(f"data holds {value!r}, which is not a JSON number")
+        elif isinstance(value, dict | list):
+            if depth > MAX_DATA_DEPTH:
+                raise PayloadError(f"data is nested deeper than {MAX_DATA_DEPTH}")
+            if len(value) > MAX_DATA_BYTES // 2:  # each item takes 2 bytes at least
+                raise PayloadError(f"data is larger than {MAX_DATA_BYTES} bytes")
+            children = [*value, *value.values()] if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
 
 
 def _is_int(value: Any) -> bool:

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -23,7 +24,8 @@ from edge import __version__
 from edge.events import Event, Kind, utc_text
 from edge.store import EventStore
 from sync import messages, topics
-from sync.batch import Batch, PayloadError
+from sync.acks import AckGate
+from sync.batch import Batch
 from sync.codec import CURRENT, encode
 from sync.mqtt import connect, is_tls_failure, new_client
 from sync.options import SyncOptions
@@ -48,12 +50,16 @@ class SyncWorker:
         backoff: tuple[float, float] = (1.0, 120.0),
         version: int = CURRENT,
     ) -> None:
+        options.trust.require()  # AcksUntrusted: no district key and not insecure
         self.store = store
         self.options = options
         self.clock_state = clock_state
         self.backoff = backoff
         self.watermark = Watermark(store, on_saved=self._saved)
         self.outbox = Outbox(store, options, version=version, save=self.watermark.advance)
+        self.acks = AckGate(
+            options.post, options.trust, lambda: store.last_seq, _writable_dir(store)
+        )
         self.inbox: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
         self.alerts: deque[Event] = deque()
         self.state = "starting"  # connecting, online, waiting (between tries), stopped
@@ -69,6 +75,12 @@ class SyncWorker:
     # -- public --------------------------------------------------------------------
 
     def start(self) -> SyncWorker:
+        if self.options.trust.insecure:
+            log.warning(
+                "sync: mqtt.insecure_acks is on: acks are believed without a district "
+                "signature, so anyone who can publish on the broker can make this post "
+                "drop events it never delivered"
+            )
         self.watermark.start()
         self._thread.start()
         return self
@@ -97,6 +109,7 @@ class SyncWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self.watermark.close()
+        self.acks.close()
         self.state = "stopped"
 
     def __enter__(self) -> SyncWorker:
@@ -212,12 +225,7 @@ class SyncWorker:
     def _apply(self, payloads: list[bytes]) -> None:
         if not payloads:
             return
-        acks = []
-        for payload in payloads:
-            try:
-                acks.append(messages.Ack.decode(payload))
-            except PayloadError as e:
-                log.warning("ignoring a malformed ack: %s", e.reason)
+        acks = [ack for payload in payloads if (ack := self.acks.admit(payload)) is not None]
         self.outbox.acknowledge(*acks)
         payloads.clear()
         self._check_drained()
@@ -235,6 +243,7 @@ class SyncWorker:
 
     def connected(self) -> None:
         self.connections += 1
+        self.acks.new_connection()
         self.state = "online"
         self.last_error = self.fatal_error = None
 
@@ -259,6 +268,7 @@ class SyncWorker:
             clock=self.clock_state(),
             version=__version__,
             error=self.outbox.refused,
+            acks_ignored=self.acks.total or None,
         )
 
     def alert(self) -> tuple[int, bytes] | None:
@@ -269,3 +279,8 @@ class SyncWorker:
 
     def alert_published(self) -> None:
         self.alerts.popleft()
+
+
+def _writable_dir(store: EventStore) -> Path | None:
+    """Where the ignored-ack counts are kept: beside the events, unless the store is a view."""
+    return None if store.read_only else store.data_dir

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Posko on Raspberry Pi OS Bookworm (64-bit): run once as root from a checkout,
-#   sudo systemd/install.sh [--post-id ID] [--i2c] [--1wire] [--camera] [--kiosk] [--district]
+#   sudo systemd/install.sh [--post-id ID] [--district-key FILE] [--i2c] [--1wire] [--camera]
+#                           [--kiosk] [--district]
 # It is safe to run again (after a `git pull`, say): an existing configuration, admin PIN and
 # data are kept; the code, the venv and the units are brought up to date.
 #
@@ -23,12 +24,20 @@ Installs the Posko station as the systemd service posko.service: a system user `
                   asked for when missing; needed only when /etc/posko/config.toml is new
   --pin-stdin     read the admin PIN (6-12 digits) from one line of standard input
                   (or set POSKO_INSTALL_PIN); asked for when missing and none is set yet
+  --district-key FILE
+                  the district's public key (district.pub from `posko district keygen`),
+                  installed into /etc/posko and listed in mqtt.district_keys; give it
+                  twice while the district rotates its key (or set
+                  POSKO_INSTALL_DISTRICT_KEYS to the files, space-separated); asked for
+                  when none is installed yet; without one, sync stays off
   --i2c           enable I2C (MLX90614 thermometer; a new config then uses it)
   --1wire         enable 1-wire on BCM 4 (DS18B20 thermometer, used by a new config
                   when --i2c is not given; needs a reboot)
   --camera        install picamera2 from apt (a new config then takes photos)
   --kiosk         show the guard's page full-screen on the Pi's desktop after boot
-  --district      also install the district receiver and a local Mosquitto broker
+  --district      also install the district receiver and a local Mosquitto broker, with
+                  its ack signing key in /etc/posko-district (made once; this station
+                  then pins its district.pub unless --district-key is given)
   --unattended    never prompt; fail when something needed is missing
   -h, --help      this help
 EOF
@@ -56,6 +65,7 @@ read -r -a PIP_ARGS <<<"${POSKO_PIP_ARGS:-}"
 USER_NAME=posko
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 ETC=$ROOT/etc/posko
+DISTRICT_ETC=$ROOT/etc/posko-district
 CONFIG=$ETC/config.toml
 DATA=$ROOT/var/lib/posko
 OPT=$ROOT/opt/posko
@@ -69,11 +79,14 @@ POST_ID_PATTERN='^[a-z0-9][a-z0-9-]{0,31}$'
 PIN_PATTERN='^[0-9]{6,12}$'
 
 post_id="" pin_stdin=0 i2c=0 onewire=0 camera=0 kiosk=0 district=0 unattended=0
+district_keys=()
 while (($#)); do
     case $1 in
         --post-id) (($# > 1)) || die "--post-id needs a value"; post_id=$2; shift ;;
         --post-id=*) post_id=${1#*=} ;;
         --pin-stdin) pin_stdin=1 ;;
+        --district-key) (($# > 1)) || die "--district-key needs a file"; district_keys+=("$2"); shift ;;
+        --district-key=*) district_keys+=("${1#*=}") ;;
         --i2c) i2c=1 ;;
         --1wire) onewire=1 ;;
         --camera) camera=1 ;;
@@ -140,8 +153,34 @@ ask_pin() {
     [[ $pin =~ $PIN_PATTERN ]] || die "the admin PIN must be 6 to 12 digits"
 }
 
+# The district's public key files: given, from the environment, or asked for.
+ask_district_keys() {
+    if ((${#district_keys[@]} == 0)) && [[ -n ${POSKO_INSTALL_DISTRICT_KEYS:-} ]]; then
+        read -r -a district_keys <<<"$POSKO_INSTALL_DISTRICT_KEYS"
+    fi
+    if ((${#district_keys[@]} == 0)) && ((!district)) && ! compgen -G "$ETC/district-*.pub" >/dev/null
+    then
+        if ((unattended)); then
+            say "warning: no district key given; sync stays off until one is installed" \
+                "(install.sh --district-key district.pub)"
+        else
+            local file
+            read -r -p "The district's public key file (district.pub), empty to skip: " file ||
+                true
+            [[ -z $file ]] || district_keys+=("$file")
+        fi
+    fi
+    local key
+    for key in "${district_keys[@]}"; do
+        [[ -f $key && -r $key ]] || die "district key '$key' is not a readable file"
+        grep -q -- "-----BEGIN PUBLIC KEY-----" "$key" ||
+            die "district key '$key' is not a public key (district.pub, not district.key)"
+    done
+}
+
 install_packages() {
-    local packages=(python3-venv python3-lgpio)
+    # python3-cryptography: the district's signed acks (the venv sees apt's build of it).
+    local packages=(python3-venv python3-lgpio python3-cryptography)
     ((!camera)) || packages+=(python3-picamera2)
     ((!district)) || packages+=(mosquitto)
     ((!kiosk)) || packages+=(curl)
@@ -259,8 +298,13 @@ check_config() {
 import sys
 from edge.config import load
 from sensors.errors import ConfigError
+from sync.options import district_keys
 try:
-    load(sys.argv[1], env={})
+    config = load(sys.argv[1], env={})
+    problems = []
+    district_keys(config["mqtt.district_keys"], problems)
+    if problems:
+        raise ConfigError(problems)
 except ConfigError as e:
     print(f"install.sh: {sys.argv[1]} has {len(e.problems)} problem(s):", file=sys.stderr)
     for problem in e.problems:
@@ -268,6 +312,50 @@ except ConfigError as e:
     sys.exit(1)
 EOF
         die "fix $CONFIG, then run the installer again"
+}
+
+# The district's key pair, when this machine is also the district (made once, kept after).
+make_district_key() {
+    ((district)) || return 0
+    if [[ -e $DISTRICT_ETC/district.key ]]; then
+        say "keeping the district's signing key in $DISTRICT_ETC"
+    else
+        mkdir -p "$DISTRICT_ETC"
+        chmod 0700 "$DISTRICT_ETC"
+        posko district keygen "$DISTRICT_ETC"
+    fi
+    ((${#district_keys[@]})) || district_keys+=("$DISTRICT_ETC/district.pub")
+}
+
+# Install each district key as /etc/posko/district-<hash>.pub and list it in the config.
+install_district_keys() {
+    ((${#district_keys[@]})) || return 0
+    local key target installed=()
+    for key in "${district_keys[@]}"; do
+        target=$ETC/district-$(sha256sum <"$key" | cut -c1-12).pub
+        [[ -f $target ]] && cmp -s "$key" "$target" || install -m 0644 "$key" "$target"
+        installed+=("$target")
+    done
+    env -i PATH=/usr/bin:/bin "$VENV/bin/python" - "$CONFIG" "${installed[@]}" <<'EOF' ||
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+config, new = Path(sys.argv[1]), sys.argv[2:]
+text = config.read_text()
+keys = tomllib.loads(text).get("mqtt", {}).get("district_keys", [])
+keys += [k for k in new if k not in keys]
+line = "district_keys = [" + ", ".join('"' + k + '"' for k in keys) + "]"
+updated, n = re.subn(r"(?m)^district_keys = .*$", lambda m: line, text, count=1)
+if n != 1:
+    sys.exit(f"install.sh: no district_keys line in the [mqtt] section of {config}")
+if updated != text:
+    config.write_text(updated)
+    print(f"install.sh: mqtt.district_keys lists {', '.join(keys)}")
+EOF
+        die "add the district key(s) to mqtt.district_keys in $CONFIG by hand"
+    check_config
 }
 
 set_pin() {
@@ -309,6 +397,7 @@ install_units() {
 main() {
     ask_post_id
     ask_pin
+    ask_district_keys
     install_packages
     enable_buses
     make_user
@@ -317,6 +406,8 @@ main() {
     copy_code
     make_venv
     write_config
+    make_district_key
+    install_district_keys
     set_pin
     install_units
     say "done. Check it with: systemctl status posko; journalctl -u posko -f;" \

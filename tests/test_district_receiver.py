@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from edge.events import FIELDS, Kind, Screening
+from edge.segments import Lost
 from sync import codec
 from sync.batch import Batch
 from sync.messages import Ack, status
@@ -95,7 +97,8 @@ def test_district_seqs_lost_on_the_pi_do_not_stall_the_ack(
 ) -> None:
     events = realistic(20)
     kept = [e for e in events if not 8 <= e["seq"] <= 11]
-    payload = codec.encode(Batch("bench", 1, 25, kept))  # 21-25: a torn tail on the Pi
+    declared = (Lost(8, 11, "corrupt"), Lost(21, 25, "torn"))  # what the Pi's store recorded
+    payload = codec.encode(Batch("bench", 1, 25, kept, declared))
     assert ack_of(receiver.handle(EVENTS, payload)).ack == 25
     assert db.lost("bench") == [(8, 11), (21, 25)]
     assert db.gaps("bench") == []
@@ -249,7 +252,8 @@ def acceptable(field: str, value: Any) -> bool:
         "post": value == "bench",
         "seq": value == 4 and type(value) is int,
         "time": isinstance(value, str)
-        and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", value) is not None,
+        and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", value) is not None
+        and "2020-01-01" <= value <= "2099-12-31T23:59:59.999Z",
         "clock": word,
         "kind": value in [k.value for k in Kind],
         "who": value is None or value in ["resident", "visitor"],
@@ -259,9 +263,18 @@ def acceptable(field: str, value: Any) -> bool:
         "fault": value is None or word,
         "ref": value is None or (type(value) is int and 1 <= value <= 3),
         "photo": value is None or value is True,
-        "data": isinstance(value, dict),
+        "data": isinstance(value, dict) and finite(value),
     }
     return rules[field]
+
+
+def finite(value: Any) -> bool:
+    """No NaN or Infinity anywhere inside: they are not JSON."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict | list):
+        return all(finite(v) for v in (value.values() if isinstance(value, dict) else value))
+    return True
 
 
 @settings(

@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from edge.config import load
+from sync.options import SyncOptions
+from sync.signing import Signer
+from tests.support.keys import NEXT_SIGNER, SIGNER, write_keys
 from web.pin import AdminPin
 
 pytestmark = pytest.mark.slow
@@ -317,3 +320,67 @@ def test_install_script_runs_as_the_readme_says() -> None:
     assert os.access(script, os.X_OK)  # `sudo systemd/install.sh --i2c --kiosk`
     assert script.read_text().startswith("#!/usr/bin/env bash\n")
     assert "sudo systemd/install.sh --i2c --kiosk" in (REPO / "README.md").read_text()
+
+
+# -- the district's public keys (signed acks) --------------------------------------------
+
+
+def district_pub(base: Path, signer: Signer) -> Path:
+    return write_keys(base / f"key-{signer.key_id}", signer)[1]
+
+
+def test_install_pins_the_district_key_given(scratch: Scratch, tmp_path: Path) -> None:
+    pub = district_pub(tmp_path, SIGNER)
+    first_install(scratch, "--district-key", str(pub))
+    (installed,) = (scratch.root / "etc/posko").glob("district-*.pub")
+    assert installed.read_bytes() == pub.read_bytes()
+    assert installed.stat().st_mode & 0o777 == 0o644
+    config = load(scratch.config, env={})
+    assert config["mqtt.district_keys"] == [str(installed)]
+    options = SyncOptions.from_config(config.replace(mqtt__broker="district.example:8883"))
+    assert [k.key_id for k in options.trust.keys] == [SIGNER.key_id]
+    before = snapshot(scratch.root)
+    again = scratch.install("--district-key", str(pub))
+    assert again.returncode == 0, again.stderr
+    assert snapshot(scratch.root) == before  # the same key again changes nothing
+
+
+def test_install_adds_the_next_key_for_a_rotation(scratch: Scratch, tmp_path: Path) -> None:
+    first_install(scratch, "--district-key", str(district_pub(tmp_path, SIGNER)))
+    both = f"{district_pub(tmp_path, SIGNER)} {district_pub(tmp_path, NEXT_SIGNER)}"
+    result = scratch.install(POSKO_INSTALL_DISTRICT_KEYS=both)
+    assert result.returncode == 0, result.stderr
+    config = load(scratch.config, env={})
+    assert len(config["mqtt.district_keys"]) == 2
+    options = SyncOptions.from_config(config.replace(mqtt__broker="district.example:8883"))
+    assert {k.key_id for k in options.trust.keys} == {SIGNER.key_id, NEXT_SIGNER.key_id}
+
+
+def test_install_without_a_district_key_warns_that_sync_stays_off(scratch: Scratch) -> None:
+    result = first_install(scratch)
+    assert "sync stays off" in result.stdout
+    assert load(scratch.config, env={})["mqtt.district_keys"] == []
+
+
+def test_install_refuses_a_private_key_as_the_district_key(
+    scratch: Scratch, tmp_path: Path
+) -> None:
+    private, _ = write_keys(tmp_path / "k")
+    result = scratch.install("--post-id", "rw03", "--district-key", str(private))
+    assert result.returncode == 2
+    assert "not a public key" in result.stderr
+    assert scratch.calls() == []  # refused before changing anything
+
+
+def test_install_district_makes_its_signing_key_and_the_station_pins_it(scratch: Scratch) -> None:
+    first_install(scratch, "--district")
+    keys = scratch.root / "etc/posko-district"
+    assert (keys / "district.key").stat().st_mode & 0o777 == 0o600
+    assert keys.stat().st_mode & 0o777 == 0o700
+    signer = Signer.from_file(keys / "district.key")
+    config = load(scratch.config, env={})
+    options = SyncOptions.from_config(config.replace(mqtt__broker="127.0.0.1:1883"))
+    assert [k.key_id for k in options.trust.keys] == [signer.key_id]
+    again = scratch.install("--district")
+    assert again.returncode == 0, again.stderr
+    assert Signer.from_file(keys / "district.key").key_id == signer.key_id  # kept

@@ -21,6 +21,7 @@ from edge.post import Post
 from edge.store import EventStore
 from posko.runtime import Runtime
 from tests.support.guard import Guard
+from tests.support.keys import SIGNER, public_key_file
 from tests.support.sync_broker import Mosquitto, free_port, wait_for
 from tests.support.sync_helpers import POST, assert_exactly_once, backlog, district_count
 
@@ -29,7 +30,14 @@ POSKO = [sys.executable, "-m", "posko.cli"]
 
 def env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
-    return {**base, "POSKO_POST_ID": POST, "POSKO_SYNC_ACK_TIMEOUT_S": "3", **extra}
+    keys = str(public_key_file())
+    return {
+        **base,
+        "POSKO_POST_ID": POST,
+        "POSKO_SYNC_ACK_TIMEOUT_S": "3",
+        "POSKO_MQTT_DISTRICT_KEYS": keys,
+        **extra,
+    }
 
 
 def posko(data: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -45,7 +53,11 @@ def posko(data: Path, *args: str, timeout: float = 90) -> subprocess.CompletedPr
 @pytest.fixture
 def district(broker: Mosquitto, tmp_path: Path, stack: ExitStack) -> District:
     receiver = stack.enter_context(
-        District(open_storage(tmp_path / "district.db"), district_link(("127.0.0.1", broker.port)))
+        District(
+            open_storage(tmp_path / "district.db"),
+            district_link(("127.0.0.1", broker.port)),
+            signer=SIGNER,
+        )
     )
     assert receiver.subscribed.wait(10)
     return receiver
@@ -139,7 +151,13 @@ def test_sync_worker_in_a_post_sends_each_press_and_alerts_at_once(
     tmp_path: Path,
     stack: ExitStack,
 ) -> None:
-    post = open_post(cfg=config.replace(mqtt__broker=broker.address, sync__ack_timeout_s=3.0))
+    post = open_post(
+        cfg=config.replace(
+            mqtt__broker=broker.address,
+            sync__ack_timeout_s=3.0,
+            mqtt__district_keys=[str(public_key_file())],
+        )
+    )
     worker = stack.enter_context(Runtime(post.config, post=post, page=False).start()).sync
     assert worker is not None
     guard = Guard(post, clock)

@@ -30,6 +30,7 @@ from sync import codec
 from sync.messages import Ack
 from sync.options import split_address
 from sync.worker import SyncWorker
+from tests.support.keys import SIGNER
 from tests.support.sync_broker import Mosquitto, wait_for
 from tests.support.sync_helpers import (
     FAST_BACKOFF,
@@ -55,6 +56,7 @@ def db_path(tmp_path: Path) -> Path:
 def district(mosquitto: Mosquitto, db_path: Path, stack: ExitStack) -> Callable[..., District]:
     def start(**kwargs: Any) -> District:
         link = district_link(("127.0.0.1", mosquitto.port))
+        kwargs.setdefault("signer", SIGNER)
         return stack.enter_context(District(open_storage(db_path), link, **kwargs))
 
     return start
@@ -212,7 +214,7 @@ def test_sync_a_gap_at_the_district_makes_the_pi_resend_from_the_ack(
     store = pi(3000)
     receiver = district()
     receiver.subscribed.wait(10)
-    handle = receiver.receiver.handle
+    examine = receiver.receiver.examine
     dropped: list[int] = []
 
     def lose_second_batch(topic: str, payload: bytes) -> Any:
@@ -220,9 +222,9 @@ def test_sync_a_gap_at_the_district_makes_the_pi_resend_from_the_ack(
         if first == 501 and not dropped:  # lost between the broker and the database
             dropped.append(first)
             return None
-        return handle(topic, payload)
+        return examine(topic, payload)
 
-    receiver.receiver.handle = lose_second_batch  # type: ignore[method-assign]
+    receiver.receiver.examine = lose_second_batch  # type: ignore[method-assign]
     sync = worker(store, broker.address, batch_events=500, window=4, ack_timeout=60.0)
     assert sync.wait_drained(15), "the gap was not filled before the 60 s timeout"
     assert dropped == [501] and sync.outbox.stats.resent >= 1
@@ -315,11 +317,13 @@ def test_sync_ignores_an_ack_beyond_its_last_event(
 ) -> None:
     store = pi(300)
     host, port = split_address(broker.address)
-    stale = Ack(10**6, 10**6 - 9, 10**6).encode()  # e.g. left by a Pi that had this post id
-    publish.single(f"posko/v1/{POST}/ack", stale, qos=1, retain=True, hostname=host, port=port)
+    stale = Ack(10**6, 10**6 - 9, 10**6)  # e.g. left by a Pi that had this post id
+    payload = stale.signed_by(SIGNER, POST, "2026-11-27T03:04:05.123Z").encode()
+    publish.single(f"posko/v1/{POST}/ack", payload, qos=1, retain=True, hostname=host, port=port)
     with caplog.at_level(logging.WARNING, logger="sync"):
         sync = worker(store, broker.address)
-        wait_for(lambda: "acknowledges seq 1000000" in caplog.text, 10, "the ignored ack")
+        wait_for(lambda: "claims more than this post ever sent" in caplog.text, 10, "the ignore")
+        assert sync.acks.counts == {"beyond_last_seq": 1}
         assert store.acked == 0
         district().subscribed.wait(10)
         drained(sync)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from edge.events import Kind, Screening, Who
+from edge.segments import Lost
 from edge.store import EventStore
 from sync import codec
 from sync.messages import Ack
@@ -164,13 +165,19 @@ def test_sync_outbox_batches_cover_seqs_the_store_lost(
     store: EventStore, outbox: Callable[..., Outbox]
 ) -> None:
     fill(store, 10)
-    store._seq_floor = store.last_seq = 14  # what a damaged journal leaves: 11-14 are gone
-    fill(store, 3)
-    box = outbox(batch_events=1000)
+    store.close()
+    (segment,) = store.events_dir.glob("*.jsonl")
+    with segment.open("ab") as f:  # a cut while seq 14 was written: 11-14 are gone
+        f.write(b'0badf00d {"post":"bench","seq":14,"time":"20')
+    again = EventStore(store.data_dir, POST)
+    fill(again, 3)
+    box = Outbox(again, options("127.0.0.1:1883", batch_events=1000))
     (flight,) = box.due()
     batch = codec.decode(flight.payload)
     assert (batch.first, batch.last) == (1, 17)
     assert batch.lost() == [(11, 14)]
+    assert batch.declared == (Lost(11, 14, "torn"),)  # listed, with the store's reason
+    again.close()
 
 
 def test_sync_outbox_drops_the_nik_unless_asked(

@@ -25,6 +25,7 @@ from sync.batch import Batch
 from sync.mqtt import tls_context
 from sync.options import Link, SyncOptions
 from sync.worker import SyncWorker
+from tests.support.keys import SIGNER, public_key_file
 from tests.support.sync_broker import Mosquitto, free_port, wait_for
 from tests.support.sync_helpers import FAST_BACKOFF, POST, assert_exactly_once, backlog, options
 
@@ -182,7 +183,12 @@ def test_sync_example_acl_keeps_each_post_under_its_own_id(
 ) -> None:
     db_path = tmp_path / "district.db"
     district = stack.enter_context(
-        District(open_storage(db_path), link(pki, secure.port, "district"), share="receivers")
+        District(
+            open_storage(db_path),
+            link(pki, secure.port, "district"),
+            share="receivers",
+            signer=SIGNER,
+        )
     )
     assert district.subscribed.wait(10)
     backlog(tmp_path / "pi", 500)
@@ -211,7 +217,7 @@ def test_sync_example_broker_takes_a_client_certificate_as_the_post_id(
     secure: Mosquitto, pki: Path, tmp_path: Path, stack: ExitStack
 ) -> None:
     db_path = tmp_path / "district.db"
-    district = District(open_storage(db_path), link(pki, secure.port, "district"))
+    district = District(open_storage(db_path), link(pki, secure.port, "district"), signer=SIGNER)
     stack.enter_context(district).subscribed.wait(10)
     backlog(tmp_path / "pi", 200)
     store = stack.enter_context(EventStore(tmp_path / "pi", POST))
@@ -253,6 +259,7 @@ def test_sync_command_stops_at_once_on_a_tls_failure(
         "POSKO_POST_ID": POST,
         "POSKO_MQTT_TLS": "true",
         "POSKO_MQTT_CA_FILE": str(pki / "wrong-ca.crt"),
+        "POSKO_MQTT_DISTRICT_KEYS": str(public_key_file()),
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(

@@ -171,8 +171,10 @@ def test_systemd_district_runs_the_receiver_on_loopback() -> None:
     assert unit["Type"] == ["simple"]
     assert unit["ExecStart"] == [
         f"{INSTALLED_POSKO} district run --db /var/lib/posko-district/district.db "
-        "--broker 127.0.0.1:1883 --web 127.0.0.1:8090"
+        "--broker 127.0.0.1:1883 --web 127.0.0.1:8090 "
+        "--signing-key ${CREDENTIALS_DIRECTORY}/district.key"
     ]
+    assert unit["LoadCredential"] == ["district.key:/etc/posko-district/district.key"]
     assert unit["Restart"] == ["always"]
 
 

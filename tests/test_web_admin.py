@@ -61,9 +61,9 @@ def test_web_wrong_pin_then_lockout(screen: Screen) -> None:
     assert screen.get("/settings").status_code == 302
 
 
-def test_web_lockout_ends_and_doubles() -> None:
+def test_web_lockout_ends_and_doubles(tmp_path: Path) -> None:
     now = [0.0]
-    pin = AdminPin(Path("/nonexistent"), monotonic=lambda: now[0])
+    pin = AdminPin(tmp_path, clock=lambda: now[0])
     pin.path = Path(os.devnull)  # unreadable as JSON: every PIN is wrong
     for _ in range(MAX_MISSES):
         pin.check("1")

@@ -14,6 +14,7 @@ from edge.config import Config
 from edge.post import Post
 from web import i18n, security
 from web.services import HealthCheck, PoskoWeb, SyncState
+from web.sessions import SessionEpoch
 from web.views import admin, history, live, report, system, visitors
 
 MAX_BODY = 32 * 1024  # no form of the page comes near this
@@ -44,7 +45,7 @@ def create_app(
     services = PoskoWeb(post, health=health, sync=sync)
     services.init_app(app)
     i18n.init_app(app, lambda: services.page_options.language)
-    security.init_app(app, lambda: services.page_options.lan_access)
+    security.init_app(app, lambda: services.page_options.lan_access, SessionEpoch(post.data_dir))
     for blueprint in (live.bp, visitors.bp, report.bp, history.bp, admin.bp, system.bp):
         app.register_blueprint(blueprint)
 

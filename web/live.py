@@ -2,7 +2,8 @@
 
 Each open page holds one stream (one server thread), so the number of streams is bounded
 (`web.sse_max_streams`); a page refused a stream polls instead. A stream sends a comment
-as keep-alive, ends after `lifetime_s` (the browser reconnects) and when the hub closes.
+as keep-alive, ends after `lifetime_s` (the browser reconnects), when the hub closes, and
+within a second of its page going away (the server says so through `gone`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edge.events import Event
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 64  # ticks a slow stream may fall behind; it only needs the newest
+GONE_CHECK_S = 1.0  # how often a quiet stream asks whether its page is still there
 RETRY_MS = 2000  # how long a browser waits before reconnecting a closed stream
 
 
@@ -51,14 +53,15 @@ class Hub:
             with contextlib.suppress(queue.Full):
                 q.put_nowait(event["seq"])
 
-    def open(self) -> Stream | None:
-        """A new stream, or None when the bound is reached or the hub is closed."""
+    def open(self, gone: Callable[[], bool] | None = None) -> Stream | None:
+        """A new stream, or None when the bound is reached or the hub is closed. `gone`
+        says whether the page went away (waitress's `waitress.client_disconnected`)."""
         with self._lock:
             if self._closed or len(self._queues) >= self._limit():
                 return None
             q: queue.Queue[int | None] = queue.Queue(QUEUE_MAX)
             self._queues.add(q)
-        return Stream(self, q)
+        return Stream(self, q, gone)
 
     def release(self, q: queue.Queue[int | None]) -> None:
         with self._lock:
@@ -85,9 +88,12 @@ class Stream:
     """One page's stream: an iterator of SSE text whose `close()` (called by the WSGI
     server when the page goes away, even before the first line) frees its place."""
 
-    def __init__(self, hub: Hub, q: queue.Queue[int | None]) -> None:
+    def __init__(
+        self, hub: Hub, q: queue.Queue[int | None], gone: Callable[[], bool] | None = None
+    ) -> None:
         self._hub = hub
         self._q = q
+        self._gone = gone or _present
         self._lines = self._run()
 
     def __iter__(self) -> Stream:
@@ -101,14 +107,18 @@ class Stream:
         try:
             yield f"retry: {RETRY_MS}\nevent: hello\ndata: {hub.last_seq}\n\n"
             deadline = time.monotonic() + hub.lifetime_s
-            while time.monotonic() < deadline:
+            spoke = time.monotonic()
+            while time.monotonic() < deadline and not self._gone():
                 try:
-                    seq = q.get(timeout=hub.keepalive_s)
+                    seq = q.get(timeout=min(GONE_CHECK_S, hub.keepalive_s))
                 except queue.Empty:
-                    yield ": keep-alive\n\n"
+                    if time.monotonic() - spoke >= hub.keepalive_s:
+                        spoke = time.monotonic()
+                        yield ": keep-alive\n\n"
                     continue
                 seq, ended = _drain(q, seq)
                 if seq is not None:
+                    spoke = time.monotonic()
                     yield f"event: update\ndata: {seq}\n\n"
                 if ended:
                     return
@@ -118,6 +128,10 @@ class Stream:
     def close(self) -> None:
         self._lines.close()
         self._hub.release(self._q)
+
+
+def _present() -> bool:
+    return False
 
 
 def _drain(q: queue.Queue[int | None], first: int | None) -> tuple[int | None, bool]:

@@ -18,6 +18,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     jsonify,
     redirect,
     render_template,
@@ -28,6 +29,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from web.overrides import write_private
+from web.sessions import SessionEpoch
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 JSON_PATHS = ("/api/", "/healthz", "/press", "/recheck/", "/live/")
+REASONS = ("csrf", "next")  # refusals with their own words on the error page
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -72,14 +75,33 @@ def is_loopback(address: str | None) -> bool:
         return False
 
 
+def _epoch() -> SessionEpoch:
+    epoch: SessionEpoch = current_app.extensions["posko_sessions"]
+    return epoch
+
+
 def is_admin() -> bool:
     until = session.get("admin_until")
-    return isinstance(until, int | float) and until > time.time()
+    return (
+        isinstance(until, int | float)
+        and until > time.time()
+        and _epoch().holds(session.get("admin_epoch"))
+    )
 
 
 def sign_in_admin() -> None:
     session["admin_until"] = time.time() + ADMIN_SESSION_S
+    session["admin_epoch"] = _epoch().current()
     session["csrf"] = secrets.token_urlsafe(32)  # a new token with the new privilege
+
+
+def sign_out_admin() -> None:
+    """End this admin session, and on the server every other one, so that a copy of the
+    cookie taken before opens nothing."""
+    session.pop("admin_until", None)
+    session.pop("admin_epoch", None)
+    session["csrf"] = secrets.token_urlsafe(32)
+    _epoch().renew()
 
 
 def require_admin(view: F) -> F:
@@ -96,14 +118,37 @@ def require_admin(view: F) -> F:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """A local path to go back to (never another site)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    """A local path to go back to, never another site.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so
+    `/<TAB>/evil.example` leaves the site; and a header cannot carry CR or LF. The page's own
+    links are printable ASCII: anything else is refused (400); a target that is not a local
+    path (`//host`, `https:`) falls back to `default`."""
+    if not target:
+        return default
+    if not all("!" <= c <= "~" for c in target):
+        abort(400, "next")
+    # Starting with one "/" and no backslash, it has neither a scheme nor a host.
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
 
 
-def init_app(app: Flask, lan_allowed: Callable[[], bool]) -> None:
+def strict_headers(response: Response) -> Response:
+    """The headers every answer carries: no framing, no sniffing, nothing from elsewhere
+    (the district's page uses them too)."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if "Cache-Control" not in response.headers and request.endpoint != "static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask, lan_allowed: Callable[[], bool], sessions: SessionEpoch) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.extensions["posko_sessions"] = sessions
 
     @app.before_request
     def guard() -> None:
@@ -119,23 +164,14 @@ def init_app(app: Flask, lan_allowed: Callable[[], bool]) -> None:
             ):
                 abort(400, "csrf")
 
-    @app.after_request
-    def headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
-        if "Cache-Control" not in response.headers and request.endpoint != "static":
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
+    app.after_request(strict_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _crash)
 
 
 def _http_error(error: HTTPException) -> Any:
     code = error.code or 500
-    reason = "csrf" if error.description == "csrf" else str(code)
+    reason = error.description if error.description in REASONS else str(code)
     if request.path.startswith(JSON_PATHS):
         return jsonify({"error": reason, "status": code}), code
     return render_template("error.html", code=code, reason=reason), code

@@ -1,11 +1,14 @@
 """Serve the page with waitress (never Flask's development server) in a thread.
 
 The page binds to loopback unless the admin allowed LAN access (`web.lan_access`); when
-that setting changes on the page, the server moves to the new address by itself.
+that setting changes on the page, the server moves to the new address by itself. Slow and
+many clients are kept in bounds by `web.connections`; `answers()` asks the page over HTTP
+whether it still serves (for the watchdog, which a live thread alone does not convince).
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import logging
 import threading
@@ -13,9 +16,9 @@ from typing import Any
 
 from flask import Flask
 from waitress import wasyncore
-from waitress.server import create_server
 
 from edge.config import Config
+from web.connections import page_server
 from web.options import PageOptions
 from web.services import PoskoWeb
 
@@ -75,6 +78,22 @@ class WebServer:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def answers(self, timeout: float) -> bool:
+        """Whether the page answers an HTTP request within `timeout` seconds (any status:
+        `/healthz` says 503 when the store is down, and that is an answer)."""
+        host, port = self.address
+        host = LOOPBACK if host == "0.0.0.0" else host
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", "/healthz", headers={"Connection": "close"})
+            conn.getresponse().read()
+            return True
+        except (OSError, http.client.HTTPException) as e:
+            log.warning("the guard's page did not answer on %s:%s: %s", host, port, e)
+            return False
+        finally:
+            conn.close()
+
     def start(self) -> WebServer:
         with self._lock:
             self._start()
@@ -83,9 +102,7 @@ class WebServer:
     def _start(self) -> None:
         host, port = self.address
         threads = self.services.page_options.sse_max_streams + EXTRA_THREADS
-        self._server = create_server(
-            self.app, host=host, port=port, threads=threads, ident="posko", channel_timeout=60
-        )
+        self._server = page_server(self.app, host, port, threads)
         self.address = (host, int(self._server.effective_port))
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         self._thread.start()

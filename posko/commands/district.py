@@ -1,5 +1,6 @@
-"""`posko district run` (the receiver, optionally with its page) and `posko district export`:
-their options, checking them, and waiting for SIGTERM; the work is done by `district`.
+"""`posko district run` (the receiver, optionally with its page), `posko district export` and
+`posko district keygen`: their options, checking them, and waiting for SIGTERM; the work is
+done by `district` (and the keys by `sync.signing`).
 Exit status as everywhere: 0 success, 1 runtime failure, 2 bad usage.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from district.export import WRITERS, export
 from district.report import DEFAULT_ZONE
 from district.server import district_link
+from district.storage import QuarantineLimits
 from edge.config import Config
 from posko.runtime import DistrictRuntime
 from posko.stopping import StopSignal
 from sensors.errors import PoskoError
 from sync.codec import MAX_PAYLOAD
 from sync.options import split_address
+from sync.signing import Signer, keygen
 
 log = logging.getLogger(__name__)
+
+QUARANTINE = QuarantineLimits()
 
 
 def register(commands: Any) -> None:
@@ -38,6 +44,7 @@ def register(commands: Any) -> None:
     sub = district.add_subparsers(dest="district_command", metavar="COMMAND", required=True)
     _add_run(sub)
     _add_export(sub)
+    _add_keygen(sub)
 
 
 def _add_run(sub: Any) -> None:
@@ -72,7 +79,41 @@ def _add_run(sub: Any) -> None:
         help=f"largest batch accepted (default {MAX_PAYLOAD})",
     )
     run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
+    run.add_argument(
+        "--quarantine-days",
+        type=int,
+        default=QUARANTINE.days,
+        metavar="DAYS",
+        help="keep refused payloads this many days (default %(default)s); their counts stay",
+    )
+    run.add_argument(
+        "--quarantine-rows",
+        type=int,
+        default=QUARANTINE.rows,
+        metavar="N",
+        help="keep the newest N refused payloads of each post (default %(default)s), each "
+        f"cut to {QUARANTINE.payload_bytes // 1024} KiB; the others are only counted",
+    )
+    run.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="sign every ack with this Ed25519 key (from `posko district keygen`); without "
+        "it acks go unsigned and posts ignore them unless they set mqtt.insecure_acks",
+    )
     run.set_defaults(handler=run_district, fail=run.error)
+
+
+def _add_keygen(sub: Any) -> None:
+    keys = sub.add_parser(
+        "keygen",
+        help="make the district's ack signing key pair",
+        description="Write a new Ed25519 key pair into DIR: district.key (PEM PKCS#8, mode "
+        "0600, for `posko district run --signing-key`) and district.pub (PEM, to install "
+        "on every post and list in mqtt.district_keys). An existing key is never "
+        "overwritten: to rotate, make the new pair in another directory.",
+    )
+    keys.add_argument("dir", metavar="DIR", help="directory for district.key and district.pub")
+    keys.set_defaults(handler=keygen_district, fail=keys.error)
 
 
 def _add_export(sub: Any) -> None:
@@ -106,8 +147,19 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         cert_file=args.cert_file,
         key_file=args.key_file,
     )
+    signer = Signer.from_file(args.signing_key) if args.signing_key else None
+    if args.quarantine_days < 1 or args.quarantine_rows < 1:
+        args.fail("--quarantine-days and --quarantine-rows must be at least 1")
+    quarantine = replace(QUARANTINE, days=args.quarantine_days, rows=args.quarantine_rows)
     service = DistrictRuntime(
-        args.db, link, share=args.share, max_payload=args.max_payload, web=web, zone=zone.key
+        args.db,
+        link,
+        share=args.share,
+        max_payload=args.max_payload,
+        web=web,
+        zone=zone.key,
+        signer=signer,
+        quarantine=quarantine,
     )
     with StopSignal() as stop, service:
         print(f"posko: {service.describe()}", file=sys.stderr, flush=True)
@@ -115,10 +167,22 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def keygen_district(config: Config, args: argparse.Namespace) -> int:
+    """Make the key pair; print the public key's id and where each file went."""
+    private, public = keygen(args.dir)
+    key = Signer.from_file(private)
+    print(f"posko: signing key {private} (keep it secret, mode 0600)", file=sys.stderr)
+    print(
+        f"posko: public key {public} (key id {key.key_id}): install it on every post",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def export_district(config: Config, args: argparse.Namespace) -> int:
     """Write the stored events to standard output; `config` is the post's, unused."""
     zone = _zone(args)
-    first, last = _day(args, args.first or "1970-01-02"), _day(args, args.last or "9999-12-30")
+    first, last = _day(args, args.first or "0001-01-01"), _day(args, args.last or "9999-12-31")
     if first > last:
         args.fail(f"--from {first} is after --to {last}")
     days = (first, last) if (args.first or args.last) else None

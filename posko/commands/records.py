@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import threading
 from datetime import date
@@ -16,13 +17,16 @@ from typing import Any
 from edge.clock import SystemClock
 from edge.config import Config
 from edge.events import Event
-from edge.export import write_csv, write_jsonl
+from edge.export import with_nik_masked, write_csv, write_jsonl
 from edge.health import check
 from edge.simulate import simulate
 from edge.tally import summarize
 from posko.commands.run import refuse_production
 from posko.datadir import open_for_reading
 from sensors.errors import UsageError
+from sync.acks import read_ignored, summary
+
+log = logging.getLogger(__name__)
 
 
 def register(commands: Any) -> None:
@@ -54,7 +58,8 @@ def register(commands: Any) -> None:
         "export",
         help="write events to stdout as CSV or JSON lines",
         description="Write stored events to standard output, oldest first: CSV with a "
-        "header row, or one JSON object per line. Without dates, all events.",
+        "header row, or one JSON object per line. Without dates, all events. A visitor's "
+        "NIK shows only its last 4 digits, as on the page, unless --show-nik is given.",
     )
     export.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="one day")
     export.add_argument(
@@ -64,6 +69,11 @@ def register(commands: Any) -> None:
         "--to", dest="last", type=_day, metavar="YYYY-MM-DD", help="last day of a range"
     )
     export.add_argument("--format", choices=("csv", "jsonl"), required=True, help="csv or jsonl")
+    export.add_argument(
+        "--show-nik",
+        action="store_true",
+        help="write visitors' full NIKs (personal data: logged as a warning each time)",
+    )
     export.set_defaults(handler=cmd_export)
 
 
@@ -113,6 +123,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "pending": store.pending,
             "acked": store.acked,
             "last_sync": store.acked_at,
+            "acks_ignored": summary(read_ignored(store.data_dir)),
             "today": {"date": today, **summarize(store.on_day(today))},
             "store": health.store,
             "health": {"ok": health.ok, "reasons": health.reasons},
@@ -138,6 +149,7 @@ def _status_text(r: dict[str, Any]) -> str:
         f"today       {t['date']}: {t['in']} in ({t['in_resident']} residents, "
         f"{t['in_visitor']} visitors), {t['out']} out, {t['refused']} refused, "
         f"{t['by_screening']['fault']} sensor faults",
+        *_acks_text(r["acks_ignored"]),
         f"store       {'healthy' if s['ok'] else 'UNAVAILABLE: ' + str(s['last_error'])}",
         f"clock       {r['clock']}",
     ]
@@ -150,6 +162,16 @@ def _status_text(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _acks_text(ignored: dict[str, Any]) -> list[str]:
+    """One line when acks were ignored (forged, unsigned, another post's, beyond the log)."""
+    if not ignored["total"]:
+        return []
+    reasons = ", ".join(f"{k} {n}" for k, n in sorted(ignored["by_reason"].items()))
+    last = ignored["last"] or {}
+    when = f"; last at {last['time']}" if last.get("time") else ""
+    return [f"acks        {ignored['total']} IGNORED ({reasons}){when}"]
+
+
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
     if args.date and (args.first or args.last):
         raise UsageError("give either --date or --from/--to, not both")
@@ -158,6 +180,15 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
     if first > last:
         raise UsageError(f"--from {first} is after --to {last}")
     write = write_csv if args.format == "csv" else write_jsonl
+    if args.show_nik:
+        log.warning(
+            "exporting visitors' full NIKs (--show-nik) from %s, %s to %s: keep the output as "
+            "personal data under UU PDP",
+            config.post.data_dir,
+            first,
+            last,
+        )
     with open_for_reading(config) as store:
-        write(store.iter_between(first, last), sys.stdout, store.zone)
+        events = store.iter_between(first, last)
+        write(events if args.show_nik else map(with_nik_masked, events), sys.stdout, store.zone)
     return 0

@@ -78,7 +78,7 @@ def supervise(runtime: Runtime, stop: StopSignal, watchdog: Watchdog | None = No
     watchdog = watchdog or Watchdog()
     watchdog.ready(f"post {runtime.config.post.id} running")
     while not stop.wait(watchdog.interval or 5.0):
-        health = runtime.health()
+        health = runtime.health(probe_page=True)
         if health.ok:
             watchdog.ping()
         else:  # no ping: systemd restarts a station that stays unhealthy

@@ -9,6 +9,7 @@ from getpass import getpass
 from typing import Any
 
 from edge.config import Config
+from posko.datadir import as_data_owner, nearest
 from sensors.errors import UsageError
 from web.pin import PinError, set_pin
 
@@ -50,9 +51,12 @@ def cmd_set_pin(config: Config, args: argparse.Namespace) -> int:
         pin = getpass("new admin PIN (6-12 digits): ")
         if getpass("the same PIN again: ") != pin:
             raise UsageError("the two PINs differ; nothing was changed")
+    data_dir = config.post.data_dir
     try:
-        set_pin(config.post.data_dir, pin)
+        # Under sudo, as the data directory's owner: the station must be able to read it.
+        with as_data_owner(nearest(data_dir)):
+            set_pin(data_dir, pin)
     except PinError as e:
         raise UsageError(str(e)) from None
-    print(f"posko: admin PIN set for {config.post.data_dir}", file=sys.stderr)
+    print(f"posko: admin PIN set for {data_dir}", file=sys.stderr)
     return 0

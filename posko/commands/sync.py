@@ -56,6 +56,7 @@ def sync_once(config: Config, args: argparse.Namespace) -> int:
         args.fail("--timeout must be more than 0 seconds")
     config = config.replace(mqtt__broker=broker)
     options = SyncOptions.from_config(config)
+    options.trust.require()  # exit 1 with one line: no district key to check acks with
     hint = "; a running station syncs by itself when mqtt.broker is set (`posko status`)"
     with open_store(config, "syncing by hand", hint) as store:
         if store.pending == 0:

@@ -20,6 +20,7 @@ from district.sqlite import SQLiteStorage
 from edge.config import defaults
 from edge.store import EventStore
 from sync.options import SyncOptions
+from tests.support.keys import TRUST, write_keys
 from tests.support.sync_broker import wait_for
 
 POST = "bench"  # the post id of bench.store's generator
@@ -45,9 +46,10 @@ def realistic(n: int, seed: int = 3) -> list[dict[str, Any]]:
 
 
 def options(address: str, **changes: Any) -> SyncOptions:
-    """Sync options of the bench post against `address`; short timeouts for tests."""
+    """Sync options of the bench post against `address`, pinning the tests' district key;
+    short timeouts for tests."""
     config = defaults().replace(post__id=POST, mqtt__broker=address, data__dir="/nonexistent")
-    return SyncOptions.from_config(config, **{"ack_timeout": 3.0, **changes})
+    return SyncOptions.from_config(config, **{"ack_timeout": 3.0, "trust": TRUST, **changes})
 
 
 def district_count(path: Path) -> int:
@@ -72,9 +74,11 @@ def assert_exactly_once(db_path: Path, store: EventStore) -> None:
 
 
 class ReceiverProcess:
-    """`posko district run` as a child process; `subscribed` waits for its log line."""
+    """`posko district run` as a child process, signing with the tests' district key;
+    `subscribed` waits for its log line."""
 
     def __init__(self, db: Path, broker: str, *extra: str) -> None:
+        key, _ = write_keys(db.parent / "district-keys")
         self.args = [
             sys.executable,
             "-m",
@@ -85,6 +89,8 @@ class ReceiverProcess:
             str(db),
             "--broker",
             broker,
+            "--signing-key",
+            str(key),
             *extra,
         ]
         self.lines: list[str] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from edge.events import Kind
 from edge.settings import BY_KEY
@@ -15,7 +15,7 @@ from edge.station import Record
 from web.forms import settings_change, settings_values
 from web.i18n import translate
 from web.overrides import PAGE_KEYS, load_overrides, save_overrides
-from web.security import require_admin, safe_next, sign_in_admin
+from web.security import require_admin, safe_next, sign_in_admin, sign_out_admin
 from web.services import posko
 from web.views import submit
 
@@ -32,17 +32,17 @@ def login() -> Any:
     target = safe_next(request.values.get("next"), url_for("admin.settings"))
     if request.method == "GET":
         return render_template(
-            "login.html", target=target, is_set=pin.is_set, locked_s=pin.locked_for()
+            "login.html", target=target, pin_state=pin.state(), locked_s=pin.locked_for()
         )
     verdict = pin.check(request.form.get("pin", "")[:PIN_FIELD_MAX])
     if verdict.ok:
         sign_in_admin()
         return redirect(target)
-    status = {"no_pin": 503, "locked": 429}.get(verdict.reason, 401)
+    status = {"no_pin": 503, "unreadable": 503, "locked": 429}.get(verdict.reason, 401)
     return render_template(
         "login.html",
         target=target,
-        is_set=pin.is_set,
+        pin_state=pin.state(),
         locked_s=verdict.locked_s,
         wrong=verdict.reason == "wrong",
     ), status
@@ -50,7 +50,7 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Any:
-    session.pop("admin_until", None)
+    sign_out_admin()
     return redirect(url_for("live.index"))
 
 

@@ -54,7 +54,7 @@ def panel() -> str:
 
 @bp.get("/live/stream")
 def stream() -> Any:
-    lines = posko().hub.open()
+    lines = posko().hub.open(gone=request.environ.get("waitress.client_disconnected"))
     if lines is None:  # too many screens: this one polls instead
         return jsonify({"error": "busy", "status": 503}), 503
     return Response(

@@ -6,7 +6,6 @@ The report prints on one A4 page; `/api/summary?date=` gives the same figures as
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -14,15 +13,13 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 
 from edge.events import Event
-from edge.export import CSV_COLUMNS, csv_row
+from edge.export import CSV_COLUMNS, csv_row, csv_writer, with_nik_masked
 from web.chart import hourly_chart
-from web.present import local, masked_data
+from web.present import local
 from web.services import posko
 from web.views import day_arg, shift_day, today
 
 bp = Blueprint("report", __name__)
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these
 
 
 @bp.get("/report")
@@ -83,22 +80,15 @@ def export() -> Response:
 
 def _csv(events: Iterator[Event], zone: Any) -> Iterator[str]:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(CSV_COLUMNS)
     for event in events:
-        if "data" in event:
-            event = {**event, "data": masked_data(event["data"])}
-        writer.writerow([_defuse(cell) for cell in csv_row(event, zone)])
+        writer.writerow(csv_row(with_nik_masked(event), zone))  # formulas defused there
         if out.tell() > 16384:
             yield out.getvalue()
             out.seek(0)
             out.truncate()
     yield out.getvalue()
-
-
-def _defuse(cell: Any) -> Any:
-    """Text a spreadsheet would take for a formula gets a leading apostrophe."""
-    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_START) else cell
 
 
 def _temp(value: float | None) -> str:

@@ -1,0 +1,290 @@
+"""The receiver's work, off paho's network thread: one queue per post, served round-robin by
+a decode stage that charges each post the CPU its payloads cost, then one storage stage
+that commits and only then publishes the ack. A slow or hostile post waits for its own
+turn; the others, and the broker connection, do not wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from district.receiver import Receiver, Refusal, Reply, Work
+from sync import topics
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 3600.0  # how often the quarantine's retention runs
+MAX_ACCOUNTS = 10_000  # posts whose credit is remembered (those in debt are never dropped)
+STORE_AT_ONCE = 64  # checked messages the storage stage takes together (refusals: one commit)
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """What may wait, and how the decode stage shares its time (docs/protocol.md)."""
+
+    post_messages: int = 64  # queued per post; more are shed (the post sends them again)
+    post_bytes: int = 8 << 20  # queued payload bytes per post
+    total_bytes: int = 32 << 20  # queued payload bytes in all: the longest queue sheds first
+    quantum_ms: float = 10.0  # decode CPU a post's turn may use before the next post's
+    credit_ms: float = 100.0  # decode CPU a post may use in a burst (one costly payload)
+    rate: float = 1.0  # decode CPU a post may use per second of time (1.0: a whole core)
+    # After a refused payload a post is slowed down: its junk then costs the others at most
+    # this share of the decode stage (so little that their p99 does not see it).
+    penalty_rate: float = 0.002
+    penalty_s: float = 60.0
+    store_queue: int = 4  # checked messages waiting for the storage stage (a batch of
+    # 10,000 events is about 10 MiB once decoded)
+    refusal_replies_s: float = 1.0  # a post is told of refused batches this often at most
+
+
+@dataclass
+class IntakeStats:
+    examined: int = 0  # messages decoded and checked
+    shed: int = 0  # messages dropped unread because their post's queue was full
+    refusals_unanswered: int = 0  # refused batches not answered (rate limit)
+    slowest_ms: float = 0.0  # CPU of the costliest message to decode and check
+    slowest_post: str = ""
+
+
+class Intake:
+    """start() it, put() from any thread (never blocks), close() it (idempotent): what is
+    still queued then is dropped unanswered, and its posts send it again."""
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        publish: Callable[[Reply], None],
+        limits: IntakeLimits | None = None,
+    ) -> None:
+        self.receiver = receiver
+        self.publish = publish
+        self.limits = limits or IntakeLimits()
+        self.stats = IntakeStats()
+        self._cond = threading.Condition()
+        self._queues: dict[str, deque[tuple[str, bytes]]] = {}
+        self._bytes: dict[str, int] = {}
+        self._total = 0
+        self._ring: deque[str] = deque()  # posts with messages waiting, in turn order
+        self._ringed: set[str] = set()
+        self._accounts: dict[str, _Account] = {}
+        self._stored: queue.Queue[object] = queue.Queue(self.limits.store_queue)
+        self._answered: dict[str, float] = {}  # post: when a refusal was last answered
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._decode_stage, name="district-decode", daemon=True),
+            threading.Thread(target=self._storage_stage, name="district-store", daemon=True),
+        ]
+
+    def start(self) -> Intake:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        decode, store = self._threads
+        if decode.is_alive():
+            decode.join(30)
+        if store.is_alive():
+            self._stored.put(_STOP)
+            store.join(60)
+
+    def __enter__(self) -> Intake:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the network thread ------------------------------------------------------------
+
+    def put(self, topic: str, payload: bytes) -> None:
+        """Queue a message under its post (the topic's); shed it if that queue is full."""
+        where = topics.parse(topic)
+        key = where.post if where else ""  # every malformed topic shares one queue
+        limits = self.limits
+        with self._cond:
+            if self._closed:
+                return
+            waiting = self._queues.setdefault(key, deque())
+            size = self._bytes.get(key, 0)
+            if len(waiting) >= limits.post_messages or size + len(payload) > limits.post_bytes:
+                self.stats.shed += 1
+                return
+            if where is not None and where.leaf == topics.ALERT:
+                waiting.appendleft((topic, payload))  # a Darurat goes ahead of its backlog
+            else:
+                waiting.append((topic, payload))
+            self._bytes[key] = size + len(payload)
+            self._total += len(payload)
+            while self._total > limits.total_bytes:
+                self._shed_longest()
+            if key not in self._ringed:
+                self._ring.append(key)
+                self._ringed.add(key)
+            self._cond.notify()
+
+    def _shed_longest(self) -> None:
+        key = max(self._bytes, key=self._bytes.__getitem__)
+        _, payload = self._queues[key].pop()
+        self._bytes[key] -= len(payload)
+        self._total -= len(payload)
+        self.stats.shed += 1
+
+    # -- the decode stage ----------------------------------------------------------------
+
+    def _decode_stage(self) -> None:
+        while (key := self._next_turn()) is not None:
+            spent = 0.0
+            while spent < self.limits.quantum_ms and (message := self._take(key)) is not None:
+                try:
+                    spent += self._examine(key, *message)
+                except Exception:  # never lose the stage to one message
+                    log.exception("the decode stage failed on a message of %r", key)
+            self._end_turn(key)
+
+    def _next_turn(self) -> str | None:
+        """The next post in turn that has credit left; waits while none has."""
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                for _ in range(len(self._ring)):
+                    key = self._ring[0]
+                    if self._account(key).credit_at(now, self.limits) > 0:
+                        self._ring.popleft()
+                        self._ringed.discard(key)
+                        return key
+                    self._ring.rotate(-1)
+                waits = [self._account(k).ready_in(self.limits) for k in self._ring]
+                self._cond.wait(min(waits, default=None))
+            return None
+
+    def _take(self, key: str) -> tuple[str, bytes] | None:
+        """The post's next message, while its turn and its credit last."""
+        with self._cond:
+            waiting = self._queues.get(key)
+            if self._closed or not waiting:
+                return None
+            if self._account(key).credit_at(time.monotonic(), self.limits) <= 0:
+                return None
+            topic, payload = waiting.popleft()
+            self._bytes[key] -= len(payload)
+            self._total -= len(payload)
+            return topic, payload
+
+    def _end_turn(self, key: str) -> None:
+        with self._cond:
+            if self._queues.get(key):
+                if key not in self._ringed:
+                    self._ring.append(key)
+                    self._ringed.add(key)
+            else:  # an idle post keeps no queue
+                self._queues.pop(key, None)
+                self._bytes.pop(key, None)
+
+    def _account(self, key: str) -> _Account:
+        account = self._accounts.get(key)
+        if account is None:
+            if len(self._accounts) >= MAX_ACCOUNTS:  # forget the posts in good standing
+                now = time.monotonic()
+                self._accounts = {k: a for k, a in self._accounts.items() if a.owes(now)}
+            account = self._accounts[key] = _Account(self.limits.credit_ms, time.monotonic())
+        return account
+
+    def _examine(self, key: str, topic: str, payload: bytes) -> float:
+        """Decode and check one message, charge its post the CPU it cost; that cost (ms)."""
+        started = time.thread_time()
+        work = self.receiver.examine(topic, payload)
+        cost = (time.thread_time() - started) * 1000
+        with self._cond:
+            self._account(key).charge(cost, isinstance(work, Refusal), self.limits)
+            self.stats.examined += 1
+            if cost > self.stats.slowest_ms:
+                self.stats.slowest_ms, self.stats.slowest_post = cost, key
+        if work is not None:
+            self._stored.put(work)  # waits while the storage stage is behind
+        return cost
+
+    # -- the storage stage ---------------------------------------------------------------
+
+    def _storage_stage(self) -> None:
+        purged = float("-inf")
+        while True:
+            if time.monotonic() - purged >= PURGE_EVERY_S:
+                purged = time.monotonic()
+                self.receiver.purge_quarantine()
+            try:
+                items = [self._stored.get(timeout=PURGE_EVERY_S)]
+            except queue.Empty:
+                continue
+            while len(items) < STORE_AT_ONCE:
+                try:
+                    items.append(self._stored.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._store([cast(Work, item) for item in items if item is not _STOP])
+            except Exception:  # never lose the stage to one batch
+                log.exception("the storage stage failed")
+            if any(item is _STOP for item in items):
+                return
+
+    def _store(self, works: list[Work]) -> None:
+        """Store together what is waiting (the refusals in one transaction), then answer."""
+        if not works:
+            return
+        now = time.monotonic()
+        for work, reply in zip(works, self.receiver.store(works), strict=True):
+            if reply is None:
+                continue
+            if isinstance(work, Refusal):
+                post = work.rejected.post or ""
+                if now - self._answered.get(post, float("-inf")) < self.limits.refusal_replies_s:
+                    self.stats.refusals_unanswered += 1
+                    continue
+                self._answered[post] = now
+            self.publish(reply)
+
+
+@dataclass
+class _Account:
+    """A post's decode credit in ms of CPU: spent by its payloads, earned back with time."""
+
+    credit: float
+    at: float  # when `credit` was last brought up to date
+    penalized_until: float = float("-inf")
+
+    def rate(self, now: float, limits: IntakeLimits) -> float:
+        return limits.penalty_rate if now < self.penalized_until else limits.rate
+
+    def credit_at(self, now: float, limits: IntakeLimits) -> float:
+        earned = (now - self.at) * 1000 * self.rate(now, limits)
+        self.credit, self.at = min(self.credit + earned, limits.credit_ms), now
+        return self.credit
+
+    def ready_in(self, limits: IntakeLimits) -> float:
+        """Seconds until the credit is positive again (at the rate it earns now)."""
+        rate = self.rate(self.at, limits) * 1000
+        return max(-self.credit / rate, 0.0) + 0.001
+
+    def charge(self, cost: float, refused: bool, limits: IntakeLimits) -> None:
+        now = time.monotonic()
+        self.credit_at(now, limits)
+        self.credit -= cost
+        if refused:
+            self.penalized_until = now + limits.penalty_s
+            self.credit = min(self.credit, 0.0)
+
+    def owes(self, now: float) -> bool:
+        return self.credit < 0 or now < self.penalized_until
