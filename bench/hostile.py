@@ -10,6 +10,7 @@ child (acks signed with a fresh key), as bench/sync.py starts them:
     bombs of bench/payloads.py, mutated batches and random bytes;
   - --rounds rounds of a baseline segment (no flood) then an attack segment, so that both
     see the same machine; the receiver's RSS is sampled every 20 ms during the attacks;
+  - first, alone in this process: each bomb's CPU and peak memory in the receiver's checks;
   - after: the quarantine's rows and bytes (the database, read-only) and the receiver's
     own figure for its costliest payload (the last line it logs when stopped).
 
@@ -34,6 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import tracemalloc
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -42,6 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.broker import Mosquitto
 from bench.payloads import bombs, events, honest_payloads, mutate
 from bench.store import pick_base
+from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from district.storage import QuarantineLimits
 from sync import codec
@@ -279,8 +282,36 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98] if values else 0.0
 
 
+def payload_costs(work: Path) -> dict[str, tuple[float, float]]:
+    """Each bomb through the receiver's checks in this process, before anything else runs:
+    (least CPU ms of three, peak MiB of Python memory)."""
+    costs = {}
+    with SQLiteStorage(work / "alone.db") as db:
+        receiver = Receiver(db)
+        for name, payload in bombs().items():
+            cpu = []
+            for _ in range(3):
+                started = time.thread_time()
+                receiver.examine(f"posko/v1/{FLOODER}/events", payload)
+                cpu.append((time.thread_time() - started) * 1000)
+            tracemalloc.start()
+            receiver.examine(f"posko/v1/{FLOODER}/events", payload)
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+            costs[name] = (min(cpu), peak)
+    worst = sorted(costs.items(), key=lambda kv: -kv[1][0])[:4]
+    print(
+        "each bomb alone (CPU, memory): "
+        + ", ".join(f"{n} {c:.0f} ms {m:.0f} MiB" for n, (c, m) in worst)
+        + f", ... ({len(costs)} bombs)",
+        flush=True,
+    )
+    return costs
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
+    costs = payload_costs(work)
     key, _ = keygen(work / "keys")
     db_path = work / "district.db"
     baseline: list[float] = []
@@ -328,6 +359,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         finally:
             log = receiver.stop()
     slowest = re.findall(r"slowest payload ([\d.]+) ms CPU", log)
+    shed = re.findall(r"(\d+) shed unread", log)
     with SQLiteStorage(db_path, read_only=True) as db:
         rows, kept = db.conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(length(payload) + length(topic) + length(reason)), 0)"
@@ -345,12 +377,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "honest_refused": refused,
         "max_rss_growth_mb": round(max(sampler.highest - before, 0.0), 1),
         "receiver_rss_before_attack_mb": round(before, 1),
-        "max_payload_cpu_ms": round(float(slowest[-1]), 1) if slowest else None,
+        "max_payload_cpu_ms": round(max(c for c, _ in costs.values()), 1),
+        "max_payload_memory_mb": round(max(m for _, m in costs.values()), 1),
+        "receiver_slowest_payload_cpu_ms": round(float(slowest[-1]), 1) if slowest else None,
         "quarantine_bytes_after_flood": kept,
         "quarantine_rows_after_flood": rows,
         "quarantine_cap_bytes": QUARANTINE_CAP,
         "flood_payloads_sent": flood_sent,
         "flood_payloads_refused": counted,
+        "payloads_shed_unread": int(shed[-1]) if shed else None,
         "flood_window": args.flood_window,
         "events_stored": stored,
         "seconds_per_segment": args.seconds,
@@ -361,14 +396,16 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> dict[str, Any]:
     base, attacked = result["honest_ack_p99_ms"], result["honest_ack_p99_under_attack_ms"]
-    cpu = result["max_payload_cpu_ms"]
+    cpu, seen = result["max_payload_cpu_ms"], result["receiver_slowest_payload_cpu_ms"]
     targets = [
         (f"honest p99 under attack {attacked} ms <= {TARGET_RATIO:g} x {base} ms",
          attacked <= TARGET_RATIO * base),
         (f"receiver RSS growth {result['max_rss_growth_mb']} MB <= {TARGET_RSS_MB:g} MB",
          result["max_rss_growth_mb"] <= TARGET_RSS_MB),
-        (f"costliest payload {cpu} ms CPU <= {TARGET_CPU_MS:g} ms",
-         cpu is not None and cpu <= TARGET_CPU_MS),
+        (f"costliest payload {cpu} ms CPU (the receiver saw {seen} ms) <= {TARGET_CPU_MS:g} ms",
+         cpu <= TARGET_CPU_MS and (seen or 0) <= TARGET_CPU_MS),
+        (f"costliest payload {result['max_payload_memory_mb']} MiB of memory <= "
+         f"{TARGET_RSS_MB:g} MiB", result["max_payload_memory_mb"] <= TARGET_RSS_MB),
         (f"quarantine {result['quarantine_bytes_after_flood']:,} bytes <= cap "
          f"{QUARANTINE_CAP:,}", result["quarantine_bytes_after_flood"] <= QUARANTINE_CAP),
         ("every honest batch acknowledged, none refused",

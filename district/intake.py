@@ -253,6 +253,8 @@ class Intake:
                 if now - self._answered.get(post, float("-inf")) < self.limits.refusal_replies_s:
                     self.stats.refusals_unanswered += 1
                     continue
+                if len(self._answered) >= MAX_ACCOUNTS:
+                    self._answered.clear()
                 self._answered[post] = now
             self.publish(reply)
 
@@ -275,7 +277,7 @@ class _Account:
 
     def ready_in(self, limits: IntakeLimits) -> float:
         """Seconds until the credit is positive again (at the rate it earns now)."""
-        rate = self.rate(self.at, limits) * 1000
+        rate = max(self.rate(self.at, limits) * 1000, 1e-3)
         return max(-self.credit / rate, 0.0) + 0.001
 
     def charge(self, cost: float, refused: bool, limits: IntakeLimits) -> None:

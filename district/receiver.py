@@ -117,9 +117,12 @@ class Receiver:
                 return None
             batch = self._batch(where.post, payload)
             return Arrival(topic, batch, where.leaf == topics.ALERT, payload)
-        except PayloadError as e:
-            tell = where is not None and where.leaf == topics.EVENTS
-            return Refusal(Rejected(topic, where.post if where else None, e.reason, payload), tell)
+        except PayloadError as e:  # its reason goes to the log, the page and the post
+            reason, tell = (
+                printable(e.reason, 500),
+                where is not None and where.leaf == topics.EVENTS,
+            )
+            return Refusal(Rejected(topic, where.post if where else None, reason, payload), tell)
         except Exception as e:  # a bug must not stop the district; keep the payload
             log.exception("unexpected error on %s", printable(topic))
             reason = printable(f"unexpected error: {e}", 500)
@@ -213,7 +216,7 @@ class Receiver:
         for i, r in enumerate(rejected):
             self._log_refusal(r)
             key = r.post or ""
-            if now - self._kept.get(key, -self.limits.every_s) < self.limits.every_s:
+            if now - self._kept.get(key, float("-inf")) < self.limits.every_s:
                 rejected[i] = replace(r, keep=False)  # a flood: counted, not kept
             else:
                 self._kept[key] = now
@@ -228,7 +231,7 @@ class Receiver:
     def _log_refusal(self, r: Rejected) -> None:
         """One line per post every QUIET_S at most, so that a flood cannot flood the log."""
         now, key = time.monotonic(), r.post or ""
-        last, skipped = self._logged.get(key, (-QUIET_S, 0))
+        last, skipped = self._logged.get(key, (float("-inf"), 0))
         if now - last < QUIET_S:
             self._logged[key] = (last, skipped + 1)
             return
@@ -246,10 +249,9 @@ class Receiver:
 
 
 def printable(text: str, limit: int = 200) -> str:
-    """`text` fit for one log line: cut to `limit` characters, and every control, format,
-    separator or surrogate character escaped (a newline cannot forge a line, NUL and lone
-    surrogates never reach the log)."""
-    cut = text[:limit] + ("..." if len(text) > limit else "")
-    if cut.isprintable():
-        return cut
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    """`text` fit for one log line: every control, format, separator or surrogate character
+    escaped (a newline cannot forge a line, NUL and lone surrogates never reach the log),
+    then cut to at most `limit` characters."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit * 2])
+    return text if len(text) <= limit else text[: limit - 3] + "..."

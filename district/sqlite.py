@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -357,9 +358,11 @@ def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connec
         path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
     )
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn, busy_timeout)
         conn.execute("PRAGMA synchronous=FULL")
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        # fetchall: a statement left unfinished would hold a read lock into the writes below,
+        # and two receivers opening one new file at once would fail as "locked" at once.
+        ((version,),) = conn.execute("PRAGMA user_version").fetchall()
         conn.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS commits by itself
         if version < 2:  # the counts so far, from the rows a version 1 database kept
             conn.execute(
@@ -371,6 +374,20 @@ def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connec
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
+    """Switch to WAL. While another connection switches the same new file, SQLite answers
+    "locked" at once instead of waiting (two receivers started together), so wait here."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _row(event: Event, received: str) -> tuple[Any, ...]:

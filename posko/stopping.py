@@ -64,10 +64,14 @@ class StopSignal:
         return True
 
     def close(self) -> None:
-        """Give the signals back to their previous handlers. Idempotent."""
+        """Give the signals back to their previous handlers. Idempotent.
+
+        Once a signal asked for the stop, its repeats are ignored instead for the rest of
+        the process: the stop is under way, and a late one of a burst must not kill the
+        process with its default action while it exits."""
         previous, self._previous = self._previous, {}
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, handler if self.signum is None else signal.SIG_IGN)
         if self._read >= 0:
             os.close(self._read)
             os.close(self._write)

@@ -4,6 +4,7 @@ a backend's failures reach its callers as the seam's own `StorageError`."""
 from __future__ import annotations
 
 import random
+import threading
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -54,3 +55,28 @@ def test_district_storage_reports_sqlite_failures_as_storage_errors(tmp_path: Pa
         pytest.raises(StorageError, match="readonly"),
     ):
         storage.store_batch(Batch.of("bench", events))
+
+
+def test_district_storage_several_receivers_may_open_one_new_file_at_once(
+    tmp_path: Path,
+) -> None:
+    """Receivers started together on a new database (`--share`) all open it: SQLite answers
+    the switch to WAL with "locked" at once, not after its busy timeout."""
+    failures = []
+    for trial in range(10):
+        path = tmp_path / f"district-{trial}.db"
+        barrier = threading.Barrier(6)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                SQLiteStorage(path).close()
+            except StorageError as e:
+                failures.append(str(e))
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

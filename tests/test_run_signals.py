@@ -38,6 +38,18 @@ def test_stop_signal_gives_the_handlers_back() -> None:
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_stop_signal_ignores_late_repeats_once_a_signal_stopped_it() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with StopSignal() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.wait(5.0)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)  # a late one of the burst: ignored, not fatal
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def _start(data: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     station = subprocess.Popen(
         [*POSKO, "--data", str(data), "run", "--mock", "--web", f"127.0.0.1:{free_port()}"],
