@@ -9,8 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := sensors edge web sync district posko
 # The unit layer: no child stations, no broker, no browser, no database server. The tests
-# wait on threads as much as they compute, so more workers than cores;
-# each module stays on one worker (its module fixtures are built once).
+# wait on threads as much as they compute, so more workers than cores.
 FAST := not slow and not broker and not browser and not postgres
 FAST_WORKERS ?= 4
 
@@ -23,7 +22,7 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(FAST_WORKERS) --dist loadscope -m "$(FAST)"
+	$(BIN)/python -m pytest -n $(FAST_WORKERS) -m "$(FAST)"
 
 setup: $(STAMP)
 

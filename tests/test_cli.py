@@ -100,6 +100,7 @@ def test_cli_export_csv_has_a_header_and_a_row_per_event(
     assert {"time", "local_time", "kind", "who", "temp_c", "screening"} <= rows[0].keys()
 
 
+@pytest.mark.slow
 def test_cli_export_by_date_filters_by_local_day(simulated: tuple[Path, list[dict]]) -> None:
     data, _ = simulated
     rows = posko("export", "--format", "csv", data=data).stdout

@@ -104,6 +104,7 @@ def cpu_ms(receiver: Receiver, payload: bytes) -> float:
     return (time.thread_time() - started) * 1000
 
 
+@pytest.mark.slow
 def test_district_bombs_at_the_caps_reach_the_json_reader() -> None:
     """The "-at-cap" bombs are as large as the caps let through: they test the worst case."""
     for name, payload in bombs().items():
@@ -124,6 +125,7 @@ def test_district_bounds_a_body_by_the_events_it_claims(version: int) -> None:
         codec.decode(padded)
 
 
+@pytest.mark.slow
 def test_district_decodes_an_honest_batch_of_the_largest_size() -> None:
     events = realistic(10_000)
     for version in sorted(codec.ENCODERS):
@@ -362,6 +364,7 @@ def intake_of(receiver: Receiver, limits: IntakeLimits | None = None) -> tuple[I
     return intake, published
 
 
+@pytest.mark.slow
 def test_district_intake_serves_an_honest_post_between_a_flooders_payloads(
     receiver: Receiver, hostile: dict[str, bytes]
 ) -> None:

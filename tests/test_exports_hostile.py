@@ -120,6 +120,7 @@ def test_exports_district_page_sends_strict_headers(client: FlaskClient) -> None
     assert client.get("/static/district.css").status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("flag", "value"), [("--from", "0001-01-01"), ("--to", "9999-12-31")])
 def test_exports_district_command_at_the_calendar_s_ends(db: Path, flag: str, value: str) -> None:
     result = posko("district", "export", "--db", str(db), "--format", "csv", flag, value)

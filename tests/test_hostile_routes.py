@@ -85,10 +85,10 @@ HOSTILE = (
     "\ud800",  # a lone surrogate: sent as the bytes %ED%A0%80
 )
 
-# The fast layer's share of the table: one value of each kind (the slow suite sends all).
+# One value of each kind (a few seconds), then the whole table; both in the slow suite.
 CORE = ("²", "/\r\nx", "//[", "x" * 2_000, "9999-12-31", "\ud800")
 TABLES = [
-    pytest.param(CORE, id="core"),
+    pytest.param(CORE, id="core", marks=pytest.mark.slow),
     pytest.param(HOSTILE, id="full", marks=pytest.mark.slow),
 ]
 

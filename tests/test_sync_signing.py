@@ -84,6 +84,7 @@ def test_sync_signing_refuses_a_private_key_where_a_public_one_belongs(tmp_path:
         Signer.from_file(tmp_path / "district.pub")
 
 
+@pytest.mark.slow
 def test_sync_signing_keygen_command_prints_the_key_id(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "posko.cli", "district", "keygen", str(tmp_path / "k")],

@@ -208,6 +208,7 @@ def test_web_overrides_file_round_trips_any_text(config: Config) -> None:
     assert toml_string("a\x00b") == '"a\\u0000b"'
 
 
+@pytest.mark.slow
 def test_web_set_pin_command(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
     command = [sys.executable, "-m", "posko.cli", "--data", str(tmp_path), "set-pin", "--stdin"]

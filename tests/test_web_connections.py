@@ -77,6 +77,7 @@ def test_connections_110_slow_sockets_do_not_stop_the_page(
     assert served.answers(timeout=2.0)
 
 
+@pytest.mark.slow
 def test_connections_a_request_that_never_ends_is_closed_at_the_deadline(
     served: WebServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,6 +128,7 @@ def open_stream(address: tuple[str, int]) -> socket.socket:
     return s
 
 
+@pytest.mark.slow
 def test_connections_a_vanished_stream_frees_its_place_at_once(served: WebServer) -> None:
     hub = served.services.hub
     limit = served.services.page_options.sse_max_streams
@@ -167,6 +169,7 @@ def test_connections_the_watchdog_probe_notices_a_page_that_answers_nobody(
     assert runtime.health().ok  # what /healthz asks: no probe of itself
 
 
+@pytest.mark.slow
 def test_connections_the_watchdog_stops_pinging_while_the_page_answers_nobody(
     runtime: Runtime, stack: ExitStack, tmp_path: Path
 ) -> None:
