@@ -248,9 +248,12 @@ class Flooder:
         self.process.stdin.flush()
 
     def stop(self) -> tuple[int, int]:
-        self.tell("quit")
-        out, _ = self.process.communicate(timeout=60)
-        sent, sent_bytes = map(int, out.split())
+        """Stop it (again: the same figures): how many payloads and bytes it sent."""
+        if self.process.returncode is None:
+            self.tell("quit")
+            out, _ = self.process.communicate(timeout=60)
+            self._sent = tuple(map(int, out.split()))
+        sent, sent_bytes = self._sent
         return sent, sent_bytes
 
 

@@ -1,7 +1,9 @@
 """The receiver's work, off paho's network thread: one queue per post, served round-robin by
 a decode stage that charges each post the CPU its payloads cost, then one storage stage
 that commits and only then publishes the ack. A slow or hostile post waits for its own
-turn; the others, and the broker connection, do not wait for it.
+turn; the others, and the broker connection, do not wait for it. A post that sends faster
+than its turn comes is muted at the broker (`district.muting`), so that its flood does not
+even reach this process.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from district.receiver import Receiver, Refusal, Reply, Work
+from district.muting import Muting
+from district.receiver import Arrival, Receiver, Refusal, Reply, StatusUpdate, Work
 from sync import topics
 
 log = logging.getLogger(__name__)
@@ -43,12 +46,15 @@ class IntakeLimits:
     store_queue: int = 4  # checked messages waiting for the storage stage (a batch of
     # 10,000 events is about 10 MiB once decoded)
     refusal_replies_s: float = 1.0  # a post is told of refused batches this often at most
+    mute_s: float = 60.0  # how long a post whose queue overflowed is muted at the broker
 
 
 @dataclass
 class IntakeStats:
+    received: int = 0  # messages handed over by the broker
     examined: int = 0  # messages decoded and checked
     shed: int = 0  # messages dropped unread because their post's queue was full
+    mutes: int = 0  # times a post was muted at the broker
     refusals_unanswered: int = 0  # refused batches not answered (rate limit)
     slowest_ms: float = 0.0  # CPU of the costliest message to decode and check
     slowest_post: str = ""
@@ -63,10 +69,18 @@ class Intake:
         receiver: Receiver,
         publish: Callable[[Reply], None],
         limits: IntakeLimits | None = None,
+        *,
+        muting: Muting | None = None,
+        on_mute: Callable[[str, bool], None] | None = None,
+        on_heard: Callable[[], None] = lambda: None,
     ) -> None:
         self.receiver = receiver
         self.publish = publish
         self.limits = limits or IntakeLimits()
+        # Without `on_mute` (nothing to unsubscribe) an overflowing post is only shed.
+        self.muting = muting or Muting(mute_s=self.limits.mute_s)
+        self.on_mute = on_mute
+        self.on_heard = on_heard
         self.stats = IntakeStats()
         self._cond = threading.Condition()
         self._queues: dict[str, deque[tuple[str, bytes]]] = {}
@@ -77,6 +91,7 @@ class Intake:
         self._accounts: dict[str, _Account] = {}
         self._stored: queue.Queue[object] = queue.Queue(self.limits.store_queue)
         self._answered: dict[str, float] = {}  # post: when a refusal was last answered
+        self._silenced: set[str] = set()  # muted posts: what still arrives is shed
         self._closed = False
         self._threads = [
             threading.Thread(target=self._decode_stage, name="district-decode", daemon=True),
@@ -110,37 +125,77 @@ class Intake:
     # -- the network thread ------------------------------------------------------------
 
     def put(self, topic: str, payload: bytes) -> None:
-        """Queue a message under its post (the topic's); shed it if that queue is full."""
+        """Queue a message under its post (the topic's); shed it if that queue is full, and
+        then mute the post at the broker."""
         where = topics.parse(topic)
         key = where.post if where else ""  # every malformed topic shares one queue
-        limits = self.limits
         with self._cond:
             if self._closed:
                 return
-            waiting = self._queues.setdefault(key, deque())
-            size = self._bytes.get(key, 0)
-            if len(waiting) >= limits.post_messages or size + len(payload) > limits.post_bytes:
+            self.stats.received += 1
+            if key in self._silenced:  # in flight when the post was muted, or its status
                 self.stats.shed += 1
-                return
-            if where is not None and where.leaf == topics.ALERT:
-                waiting.appendleft((topic, payload))  # a Darurat goes ahead of its backlog
+                overflowed, statuses = None, where is None or where.leaf == topics.STATUS
             else:
-                waiting.append((topic, payload))
-            self._bytes[key] = size + len(payload)
-            self._total += len(payload)
-            while self._total > limits.total_bytes:
-                self._shed_longest()
-            if key not in self._ringed:
-                self._ring.append(key)
-                self._ringed.add(key)
-            self._cond.notify()
+                overflowed, statuses = self._queue(key, where, topic, payload), False
+        if overflowed is not None:
+            self._mute(overflowed)
+        elif statuses and self.on_mute is not None and self.muting.lock():
+            self.on_mute(key, True)  # a muted post floods its status: statuses are named too
 
-    def _shed_longest(self) -> None:
+    def _queue(
+        self, key: str, where: topics.Topic | None, topic: str, payload: bytes
+    ) -> str | None:
+        """Queue or shed (the lock held); the post whose queue overflowed, if one did."""
+        limits = self.limits
+        waiting = self._queues.setdefault(key, deque())
+        size = self._bytes.get(key, 0)
+        if len(waiting) >= limits.post_messages or size + len(payload) > limits.post_bytes:
+            self.stats.shed += 1
+            return key
+        if where is not None and where.leaf == topics.ALERT:
+            waiting.appendleft((topic, payload))  # a Darurat goes ahead of its backlog
+        else:
+            waiting.append((topic, payload))
+        self._bytes[key] = size + len(payload)
+        self._total += len(payload)
+        overflowed = None
+        while self._total > limits.total_bytes:
+            overflowed = self._shed_longest()
+        if key not in self._ringed:
+            self._ring.append(key)
+            self._ringed.add(key)
+        self._cond.notify()
+        return overflowed
+
+    def _mute(self, key: str) -> None:
+        """Mute a post whose queue overflowed, once per mute (the network thread)."""
+        if self.on_mute is None or self.muting.is_muted(key):
+            return
+        if self.muting.mute(key):
+            with self._cond:
+                self.stats.mutes += 1
+                self._silenced.add(key)
+                self._ringed.discard(key)
+                if key in self._ring:
+                    self._ring.remove(key)
+                dropped = self._queues.pop(key, deque())
+                self.stats.shed += len(dropped)
+                self._total -= self._bytes.pop(key, 0)
+            self.on_mute(key, False)
+
+    def unmuted(self, posts: set[str]) -> None:
+        """The broker delivers these posts' messages again: queue them again."""
+        with self._cond:
+            self._silenced -= posts
+
+    def _shed_longest(self) -> str:
         key = max(self._bytes, key=self._bytes.__getitem__)
         _, payload = self._queues[key].pop()
         self._bytes[key] -= len(payload)
         self._total -= len(payload)
         self.stats.shed += 1
+        return key
 
     # -- the decode stage ----------------------------------------------------------------
 
@@ -207,6 +262,9 @@ class Intake:
         started = time.thread_time()
         work = self.receiver.examine(topic, payload)
         cost = (time.thread_time() - started) * 1000
+        heard = isinstance(work, Arrival | StatusUpdate) and self.muting.hear([work_post(work)])
+        if heard and self.on_mute is not None:
+            self.on_heard()  # a new post, while the posts are named: name it too
         with self._cond:
             self._account(key).charge(cost, isinstance(work, Refusal), self.limits)
             self.stats.examined += 1
@@ -257,6 +315,10 @@ class Intake:
                     self._answered.clear()
                 self._answered[post] = now
             self.publish(reply)
+
+
+def work_post(work: Arrival | StatusUpdate) -> str:
+    return work.batch.post if isinstance(work, Arrival) else work.post
 
 
 @dataclass

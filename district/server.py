@@ -2,7 +2,8 @@
 
 With `share`, the events and alerts come through `$share/<group>/...`, so several receivers
 split the load (on one database); statuses are subscribed to directly, because a broker
-does not hand retained messages to a shared subscription.
+does not hand retained messages to a shared subscription. A post that floods is muted at
+the broker for a while (`district.muting`): the subscriptions then name every other post.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from district.intake import Intake, IntakeLimits
+from district.muting import Muting
 from district.receiver import Receiver, Reply
-from district.storage import QuarantineLimits, Storage
-from sync import topics
+from district.storage import QuarantineLimits, Storage, StorageError
 from sync.codec import MAX_PAYLOAD
 from sync.mqtt import connect, new_client
 from sync.options import Link
@@ -59,9 +61,26 @@ class District:
         self.receiver = Receiver(
             storage, max_payload=max_payload, signer=signer, quarantine=quarantine
         )
+        self.muting = Muting(share=share, mute_s=(intake or IntakeLimits()).mute_s)
+        try:
+            self.muting.hear(row["post"] for row in storage.posts())
+        except StorageError as error:  # heard again as they send
+            log.warning("could not list the posts already known: %s", error)
         # Decoding and storing happen in the intake's threads, never on paho's.
-        self.intake = Intake(self.receiver, self._publish, intake)
+        self.intake = Intake(
+            self.receiver,
+            self._publish,
+            intake,
+            muting=self.muting,
+            on_mute=self._on_mute,
+            on_heard=self._follow,
+        )
         self.subscribed = threading.Event()
+        self._topics_lock = threading.Lock()
+        self._listening: frozenset[str] = frozenset()  # filters subscribed to now
+        self._connected = False
+        self._first_subscription: int | None = None
+        self._unmute_timer: threading.Timer | None = None
         try:
             self.client = new_client(link, reconnect=True)
         except BaseException:
@@ -77,11 +96,8 @@ class District:
         self._closed = False
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        return [
-            (topics.every_post(topics.EVENTS, self.share), 1),
-            (topics.every_post(topics.ALERT, self.share), 1),
-            (topics.every_post(topics.STATUS), 1),
-        ]
+        """What the receiver listens to now (every post's topics, unless one is muted)."""
+        return [(name, 1) for name in sorted(self.muting.wanted().filters)]
 
     def start(self) -> District:
         self.intake.start()
@@ -94,6 +110,9 @@ class District:
         if self._closed:
             return
         self._closed = True
+        with self._topics_lock:
+            if self._unmute_timer is not None:
+                self._unmute_timer.cancel()
         try:
             self.intake.close()  # its last acks go out while still connected
             self.client.disconnect()
@@ -116,7 +135,12 @@ class District:
         if reason.is_failure:
             log.error("the broker at %s refused the receiver: %s", self.link.address, reason)
             return
-        client.subscribe(self.subscriptions())
+        with self._topics_lock:
+            self._connected = True
+            self._listening = self.muting.wanted().filters
+            _, self._first_subscription = client.subscribe(
+                [(name, 1) for name in sorted(self._listening)]
+            )
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.warning("broker at %s not reachable yet; retrying", self.link.address)
@@ -128,7 +152,10 @@ class District:
         if refused:
             log.error("the broker refused a subscription: %s", refused[0])
             return
-        names = ", ".join(t for t, _ in self.subscriptions())
+        if mid != self._first_subscription:
+            return  # a change for a muted post (logged when it was made)
+        listening = sorted(self._listening)
+        names = ", ".join(listening) if len(listening) <= 6 else f"{len(listening)} topics"
         log.info("district receiver subscribed to %s", names)
         self.subscribed.set()
 
@@ -136,12 +163,78 @@ class District:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.subscribed.clear()
+        with self._topics_lock:
+            self._connected = False
         if not self._closed:
             log.warning("lost the broker at %s (%s); reconnecting", self.link.address, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.intake.put(message.topic, bytes(message.payload))
         self._report()
+
+    # -- muting a flooding post ----------------------------------------------------------
+
+    def _on_mute(self, post: str, statuses: bool) -> None:
+        """The intake shed a post's messages: have the broker drop them for a while."""
+        who = repr(post) if post else "the posts with malformed topics"
+        if statuses:
+            log.warning(
+                "%s floods its status too: listening to every status by name for %.0f s "
+                "(a post never heard before is heard after that)",
+                who,
+                self.muting.mute_s,
+            )
+        else:
+            log.warning(
+                "muting %s at the broker for %.0f s: it sends faster than it is served "
+                "(its Pi sends the unacknowledged batches again later)",
+                who,
+                self.muting.mute_s,
+            )
+        self._follow()
+        self._schedule_unmute()
+
+    def _follow(self) -> None:
+        """Subscribe to what the muting wants now, then drop what it no longer wants (in
+        that order, so that no other post goes unheard in between)."""
+        with self._topics_lock:
+            if not self._connected or self._closed:
+                return  # the next connection subscribes to what is wanted then
+            wanted = self.muting.wanted().filters
+            add, drop = wanted - self._listening, self._listening - wanted
+            if add:
+                # Statuses already heard are not replayed by the broker for the new filters.
+                names = sorted(add)
+                if self.link.protocol == "5":  # statuses already heard are not replayed
+                    again = SubscribeOptions(
+                        qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND
+                    )
+                    self.client.subscribe([(name, again) for name in names])
+                else:
+                    self.client.subscribe([(name, 1) for name in names])
+            if drop:
+                self.client.unsubscribe(sorted(drop))
+            self._listening = wanted
+
+    def _schedule_unmute(self) -> None:
+        delay = self.muting.next_expiry()
+        with self._topics_lock:
+            if self._unmute_timer is not None:
+                self._unmute_timer.cancel()
+            if delay is None or self._closed:
+                return
+            self._unmute_timer = threading.Timer(delay + 0.05, self._unmute)
+            self._unmute_timer.daemon = True
+            self._unmute_timer.start()
+
+    def _unmute(self) -> None:
+        posts = self.muting.expire()
+        if posts:
+            self.intake.unmuted(posts)
+            names = ["every status" if p == "*" else repr(p) for p in sorted(posts)]
+            log.info("listening again to %s", ", ".join(names))
+            self._follow()
+        self._schedule_unmute()
 
     def _publish(self, reply: Reply) -> None:
         """An ack, once its batch is committed (from the intake's storage stage)."""
@@ -154,8 +247,8 @@ class District:
             s, i = self.receiver.stats, self.intake.stats
             log.info(
                 "district: %d events stored in %d batches (%d duplicates skipped), "
-                "%d alerts, %d statuses, %d payloads quarantined, %d shed unread; "
-                "slowest payload %.1f ms CPU (post %r)",
+                "%d alerts, %d statuses, %d payloads quarantined, %d shed unread, "
+                "%d posts muted; slowest payload %.1f ms CPU (post %r)",
                 s.events,
                 s.batches,
                 s.duplicates,
@@ -163,6 +256,7 @@ class District:
                 s.statuses,
                 s.quarantined,
                 i.shed,
+                i.mutes,
                 i.slowest_ms,
                 i.slowest_post,
             )

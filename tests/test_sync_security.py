@@ -283,3 +283,30 @@ def test_sync_command_stops_at_once_on_a_tls_failure(
     )
     assert result.returncode == 1
     assert "certificate verify failed" in result.stderr
+
+
+def test_sync_example_acl_lets_the_receiver_name_each_post_while_one_is_muted(
+    secure: Mosquitto, pki: Path, tmp_path: Path, stack: ExitStack
+) -> None:
+    db_path = tmp_path / "district.db"
+    district = stack.enter_context(
+        District(open_storage(db_path), link(pki, secure.port, "district"), signer=SIGNER)
+    )
+    assert district.subscribed.wait(10)
+    flood = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="flood-02", protocol=mqtt.MQTTv5)
+    flood.username_pw_set("posko-02", PASSWORDS["posko-02"])
+    flood.tls_set_context(tls_context(link(pki, secure.port, "posko-02")))
+    flood.connect("127.0.0.1", secure.port)
+    flood.loop_start()
+    stack.callback(flood.loop_stop)
+    for _ in range(400):  # junk faster than the district serves a post whose junk it refused
+        flood.publish("posko/v1/posko-02/events", b"\x00junk" * 50, qos=1)
+    wait_for(lambda: district.intake.stats.mutes == 1, 20, "posko-02 to be muted")
+    backlog(tmp_path / "pi", 200)
+    store = stack.enter_context(EventStore(tmp_path / "pi", POST))
+    sync = stack.enter_context(
+        SyncWorker(store, tls_options(pki, secure.port), backoff=FAST_BACKOFF)
+    )
+    assert sync.wait_drained(30), sync.last_error  # heard by name, which the ACL allows
+    assert_exactly_once(db_path, store)
+    assert f"posko/v1/{POST}/events" in {name for name, _ in district.subscriptions()}
