@@ -11,7 +11,7 @@ PACKAGES := sensors edge web sync district posko
 # The unit layer: no child stations, no broker, no browser, no database server. The tests
 # wait on threads as much as they compute, so more workers than cores.
 FAST := not slow and not broker and not browser and not postgres
-FAST_WORKERS ?= 4
+FAST_WORKERS ?= 3
 
 .PHONY: run test test-fast setup system-deps apt lint bench clean
 
@@ -40,6 +40,7 @@ system-deps:
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || missing="$$missing e2fsprogs"; \
 	command -v losetup >/dev/null || [ -x /usr/sbin/losetup ] || missing="$$missing mount"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory apt PKGS="$$missing"; fi
 
 apt:

@@ -23,7 +23,7 @@ from sync import topics
 
 log = logging.getLogger(__name__)
 
-PURGE_EVERY_S = 3600.0  # how often the quarantine's retention runs
+PURGE_EVERY_S = 3600.0  # how often the district's retention runs (and once at start)
 MAX_ACCOUNTS = 10_000  # posts whose credit is remembered (those in debt are never dropped)
 STORE_AT_ONCE = 64  # checked messages the storage stage takes together (refusals: one commit)
 _STOP = object()
@@ -281,7 +281,7 @@ class Intake:
         while True:
             if time.monotonic() - purged >= PURGE_EVERY_S:
                 purged = time.monotonic()
-                self.receiver.purge_quarantine()
+                self.receiver.purge()
             try:
                 items = [self._stored.get(timeout=PURGE_EVERY_S)]
             except queue.Empty:

@@ -11,9 +11,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from district import retention
+from district.retention import Now, Retention
 from district.storage import QuarantineLimits, Rejected, Storage, StorageError
 from edge.events import utc_text
 from sync import codec, topics
@@ -89,8 +91,10 @@ class Receiver:
         max_payload: int = codec.MAX_PAYLOAD,
         signer: Signer | None = None,
         quarantine: QuarantineLimits | None = None,
+        keep: Retention | None = None,
     ) -> None:
         self.storage = storage
+        self.retention = keep or Retention()
         self.max_payload = max_payload
         self.signer = signer
         self.limits = quarantine or QuarantineLimits()
@@ -143,16 +147,9 @@ class Receiver:
         self._quarantine([w.rejected for w in works if isinstance(w, Refusal)])
         return [self._store(work) for work in works]
 
-    def purge_quarantine(self, now: datetime | None = None) -> int:
-        """Delete the quarantine rows older than the retention (their counts stay)."""
-        now = now or datetime.now(UTC)
-        before = utc_text(now - timedelta(days=self.limits.days))
-        try:
-            return self.storage.purge_quarantine(before)
-        except StorageError as e:
-            self.stats.db_errors += 1
-            log.error("cannot purge the quarantine: %s", e)
-            return 0
+    def purge(self, now: Now | None = None) -> dict[str, int]:
+        """One retention round over the storage (`district.retention`)."""
+        return retention.purge(self.storage, self.retention, now)
 
     def _store(self, work: Work) -> Reply | None:
         try:

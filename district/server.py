@@ -21,6 +21,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from district.intake import Intake, IntakeLimits
 from district.muting import Muting
 from district.receiver import Receiver, Reply
+from district.retention import Retention
 from district.storage import QuarantineLimits, Storage, StorageError
 from sync.codec import MAX_PAYLOAD
 from sync.mqtt import connect, new_client
@@ -54,12 +55,13 @@ class District:
         signer: Signer | None = None,
         quarantine: QuarantineLimits | None = None,
         intake: IntakeLimits | None = None,
+        keep: Retention | None = None,
     ) -> None:
         self.link = link
         self.share = share
         self.storage = storage
         self.receiver = Receiver(
-            storage, max_payload=max_payload, signer=signer, quarantine=quarantine
+            storage, max_payload=max_payload, signer=signer, quarantine=quarantine, keep=keep
         )
         self.muting = Muting(share=share, mute_s=(intake or IntakeLimits()).mute_s)
         try:

@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from district.storage import QuarantineLimits, Rejected, StorageError, Stored
+from district.storage import Purge, QuarantineLimits, Rejected, StorageError, Stored
 from edge.events import FIELDS, Event, utc_text
 from sync.batch import Batch
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: quarantine_totals (counts that outlive the quarantine's rows)
+# 2: quarantine_totals (counts that outlive the quarantine's rows); 3: privacy_log
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     post TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, clock TEXT NOT NULL,
@@ -50,10 +51,16 @@ CREATE INDEX IF NOT EXISTS quarantine_by_received ON quarantine (received);
 CREATE TABLE IF NOT EXISTS quarantine_totals (
     post TEXT PRIMARY KEY, payloads INTEGER NOT NULL, bytes INTEGER NOT NULL,
     last TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS privacy_log (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL, class TEXT NOT NULL,
+    records INTEGER NOT NULL, detail TEXT NOT NULL);
 """
 COLUMNS = (*FIELDS, "received")
 ERASING = ("note", "visitor")  # kinds whose arrival may call for an erasure (UU PDP)
 ERASED = json.dumps({"purged": True})  # a visitor record's data once erased
+# Events whose data names a person: a visitor's details, a referral's contact (a note).
+PERSONAL = "(kind = 'visitor' OR (kind = 'note' AND data LIKE '%\"referral\"%'))"
+_LOG = "INSERT INTO privacy_log (at, action, class, records, detail) VALUES (?, ?, ?, ?, ?)"
 _COUNT_REFUSAL = (
     "INSERT INTO quarantine_totals VALUES (?, 1, ?, ?) ON CONFLICT (post) DO UPDATE SET "
     "payloads = payloads + 1, bytes = bytes + excluded.bytes, last = excluded.last"
@@ -85,6 +92,7 @@ class SQLiteStorage:
             raise StorageError(f"no district database at {self.path}")
         self._lock = threading.RLock()
         self._closed = False
+        self._scrub_after = False  # an erasure in this transaction: scrub after its commit
         try:
             self.conn = _connect(self.path, read_only, busy_timeout)
         except sqlite3.Error as e:
@@ -109,6 +117,7 @@ class SQLiteStorage:
         seen = now_text()
         rows = [_row(e, seen) for e in batch.events]
         with self._tx() as db:
+            self._scrub_after = False
             before = db.total_changes
             db.executemany(_INSERT, rows)
             inserted = db.total_changes - before
@@ -141,6 +150,8 @@ class SQLiteStorage:
                     batch.post,
                 ),
             )
+        if self._scrub_after:
+            self._scrub()
         return Stored(inserted, contiguous)
 
     def _advance(self, post: str, held: int) -> int:
@@ -181,10 +192,23 @@ class SQLiteStorage:
             seqs = erasure.get("seqs") if isinstance(erasure, dict) else None
             if isinstance(seqs, list):
                 targets.update(s for s in seqs if isinstance(s, int) and not isinstance(s, bool))
-        self.conn.executemany(
-            "UPDATE events SET data = ? WHERE post = ? AND seq = ? AND kind = 'visitor'",
-            [(ERASED, batch.post, seq) for seq in sorted(targets)],
-        )
+        if not targets:
+            return
+        erased = self.conn.executemany(
+            f"UPDATE events SET data = ? WHERE post = ? AND seq = ? AND {PERSONAL} "
+            "AND data IS NOT ?",
+            [(ERASED, batch.post, seq, ERASED) for seq in sorted(targets)],
+        ).rowcount
+        # A refused payload of this post may hold a copy of the erased details.
+        dropped = self.conn.execute("DELETE FROM quarantine WHERE post = ?", (batch.post,)).rowcount
+        at = now_text()
+        if erased:
+            detail = f"post {batch.post}, records {', '.join(map(str, sorted(targets)))}"
+            self.conn.execute(_LOG, (at, "erasure", "visitor_details", erased, detail))
+        if dropped:
+            detail = f"post {batch.post}, refused payloads that may hold a copy"
+            self.conn.execute(_LOG, (at, "erasure", "quarantine", dropped, detail))
+        self._scrub_after = bool(erased or dropped)
 
     @storage_errors()
     def quarantine(self, rejected: Sequence[Rejected], limits: QuarantineLimits) -> None:
@@ -221,9 +245,60 @@ class SQLiteStorage:
             )
 
     @storage_errors()
-    def purge_quarantine(self, before: str) -> int:
+    def purge(self, before: Purge) -> dict[str, int]:
+        at = now_text()
         with self._tx() as db:
-            return db.execute("DELETE FROM quarantine WHERE received < ?", (before,)).rowcount
+            removed = {
+                "visitor_details": db.execute(
+                    f"UPDATE events SET data = ? WHERE {PERSONAL} AND time < ? "
+                    "AND data IS NOT NULL AND data IS NOT ?",
+                    (ERASED, before.visitor_details, ERASED),
+                ).rowcount,
+                "nik": self._purge_niks(before.nik),
+                "events": db.execute(
+                    "DELETE FROM events WHERE time < ?", (before.events,)
+                ).rowcount,
+                "quarantine": db.execute(
+                    "DELETE FROM quarantine WHERE received < ?", (before.quarantine,)
+                ).rowcount,
+            }
+            for name, count in removed.items():
+                if count:
+                    cutoff = getattr(before, name)
+                    db.execute(_LOG, (at, "purge", name, count, f"older than {cutoff}"))
+        if any(removed.values()):
+            self._scrub()
+        return removed
+
+    def _purge_niks(self, before: str) -> int:
+        rows = self.conn.execute(
+            "SELECT post, seq, data FROM events WHERE kind = 'visitor' AND time < ? "
+            "AND data LIKE '%\"nik\"%'",
+            (before,),
+        ).fetchall()
+        changed = []
+        for post, seq, data in rows:
+            details = json.loads(data)
+            if isinstance(details, dict) and details.pop("nik", None) is not None:
+                changed.append((json.dumps(details, ensure_ascii=False), post, seq))
+        self.conn.executemany("UPDATE events SET data = ? WHERE post = ? AND seq = ?", changed)
+        return len(changed)
+
+    def _scrub(self) -> None:
+        """Leave no copy of removed data in the write-ahead log: its frames go back into the
+        main file (where `secure_delete` zeroes what was freed) and the log is emptied."""
+        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:  # a reader held it back: the next write's checkpoint finishes the job
+            log.warning("the write-ahead log could not be emptied yet (a reader is busy)")
+
+    @storage_errors()
+    def privacy_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(
+            "SELECT at, action, class, records, detail FROM privacy_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]
 
     @storage_errors()
     def record_status(self, post: str, status: dict[str, Any]) -> None:
@@ -360,6 +435,8 @@ def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connec
     try:
         _use_wal(conn, busy_timeout)
         conn.execute("PRAGMA synchronous=FULL")
+        # Freed content is overwritten with zeros, whatever this SQLite's build default.
+        conn.execute("PRAGMA secure_delete=ON")
         # fetchall: a statement left unfinished would hold a read lock into the writes below,
         # and two receivers opening one new file at once would fail as "locked" at once.
         ((version,),) = conn.execute("PRAGMA user_version").fetchall()

@@ -45,14 +45,24 @@ class Rejected:
 @dataclass(frozen=True)
 class QuarantineLimits:
     """How much of the refused payloads is kept (docs/protocol.md): the newest `rows` per
-    post (and `rows_total` in all), each cut to `payload_bytes`, for `days`, and of a post
-    that keeps sending them one every `every_s` at most. Every refusal is counted."""
+    post (and `rows_total` in all), each cut to `payload_bytes`, and of a post that keeps
+    sending them one every `every_s` at most (for how long: `district.retention`). Every
+    refusal is counted."""
 
     rows: int = 100
     rows_total: int = 5000
     payload_bytes: int = 16 * 1024
-    days: int = 30
     every_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Purge:
+    """One retention round: UTC time texts before which each class is purged."""
+
+    visitor_details: str  # visitor and referral records' data (events' time)
+    nik: str  # the NIK inside visitor records
+    events: str  # whole events
+    quarantine: str  # refused payloads (their receipt time; their counts stay)
 
 
 class Storage(Protocol):
@@ -74,13 +84,18 @@ class Storage(Protocol):
         `limits.rows` and the oldest of all beyond `limits.rows_total`."""
         ...
 
-    def purge_quarantine(self, before: str) -> int:
-        """Delete the rows of payloads refused before this UTC time text (their counts stay);
-        how many were deleted."""
-        ...
-
     def record_status(self, post: str, status: dict[str, Any]) -> None:
         """The post's latest status (`state` and the rest) and when it was seen."""
+        ...
+
+    def purge(self, before: Purge) -> dict[str, int]:
+        """Remove each class of personal data older than its time, each class's removal
+        recorded in the privacy log, and leave no copy in free pages or a write-ahead log;
+        how many records each class lost."""
+        ...
+
+    def privacy_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest purges and erasures: `at`, `action`, `class`, `records`, `detail`."""
         ...
 
     # -- reading (the receiver, the page, the report, the export) ---------------------

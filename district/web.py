@@ -1,5 +1,6 @@
 """The district page (Flask): every post online or not, backlog, today's figures, gaps,
-rejected payloads, and a CSV export across posts for a range of days.
+rejected payloads, the district's retention and privacy log, and a CSV export across
+posts for a range of days (NIKs masked: only `posko district export --show-nik` shows them).
 
 `create_app(db)` is the application factory (`db` as given to `--db`); the storage is
 opened read-only per request, so the page never competes with the receiver's writes. Its
@@ -21,8 +22,9 @@ from flask import Blueprint, Flask, Response, abort, current_app, render_templat
 
 from district.backends import open_storage
 from district.report import DEFAULT_ZONE, day_bounds, overview
+from district.retention import Retention
 from district.storage import Storage
-from edge.export import CSV_COLUMNS, csv_row, csv_writer
+from edge.export import CSV_COLUMNS, csv_row, csv_writer, with_nik_masked
 from web.security import strict_headers
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,10 @@ bp = Blueprint("district", __name__)
 class Pages:
     """What the blueprint needs, kept in `app.extensions["posko_district"]`."""
 
-    def __init__(self, db: str | Path, zone: str) -> None:
+    def __init__(self, db: str | Path, zone: str, keep: Retention) -> None:
         self.db = str(db)
         self.zone = ZoneInfo(zone)
+        self.keep = keep
 
     def open(self) -> Storage:
         return open_storage(self.db, read_only=True)
@@ -44,9 +47,9 @@ class Pages:
         return datetime.now(self.zone).date().isoformat()
 
 
-def create_app(db: str | Path, *, zone: str = DEFAULT_ZONE) -> Flask:
+def create_app(db: str | Path, *, zone: str = DEFAULT_ZONE, keep: Retention | None = None) -> Flask:
     app = Flask(__name__, template_folder="templates", static_folder="static")
-    app.extensions["posko_district"] = Pages(db, zone)
+    app.extensions["posko_district"] = Pages(db, zone, keep or Retention())
     app.register_blueprint(bp)
     app.after_request(strict_headers)
     return app
@@ -63,7 +66,15 @@ def index() -> str:
     with pages.open() as db:
         report = overview(db, pages.today(), pages.zone)
         rejected = db.quarantined()[-20:]
-    return render_template("district.html", report=report, rejected=rejected, zone=pages.zone.key)
+        privacy = db.privacy_log(10)
+    return render_template(
+        "district.html",
+        report=report,
+        rejected=rejected,
+        zone=pages.zone.key,
+        keep=pages.keep,
+        privacy=privacy,
+    )
 
 
 @bp.get("/api/posts")
@@ -88,7 +99,8 @@ def export_csv() -> Response:
         writer.writerow(CSV_COLUMNS)
         with pages.open() as db:
             for event in db.events(start, end):
-                writer.writerow(csv_row(event, pages.zone))  # formulas defused there
+                # Masked NIKs, formulas defused (csv_row).
+                writer.writerow(csv_row(with_nik_masked(event), pages.zone))
                 if buffer.tell() > 64_000:
                     yield _take(buffer)
         yield _take(buffer)

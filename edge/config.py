@@ -24,6 +24,7 @@ from edge.options import (
     PrivacyOptions,
     ScreeningOptions,
     ThermometerOptions,
+    VoiceOptions,
 )
 from edge.settings import BY_KEY, PINS, SETTINGS, Setting
 from sensors.errors import ConfigError
@@ -31,6 +32,10 @@ from sensors.errors import ConfigError
 DEFAULT_PATH = Path("/etc/posko/config.toml")
 # Variables that name where things are rather than a setting.
 RESERVED_ENV = {"POSKO_CONFIG"}
+# A number written the Indonesian way, with a decimal comma: "37,5".
+DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_COMMA_LINE = re.compile(r"^\s*(?P<name>[A-Za-z0-9_-]+)\s*=\s*(?P<value>[+-]?\d+,\d+)\s*(#.*)?$")
+_SECTION_LINE = re.compile(r"^\s*\[\s*(?P<name>[A-Za-z0-9_-]+)\s*\]")
 
 
 class Config(Mapping[str, Any]):
@@ -89,6 +94,10 @@ class Config(Mapping[str, Any]):
     def privacy(self) -> PrivacyOptions:
         return PrivacyOptions.from_config(self)
 
+    @cached_property
+    def voice(self) -> VoiceOptions:
+        return VoiceOptions.from_config(self)
+
 
 def defaults() -> Config:
     return Config({s.key: s.default for s in SETTINGS})
@@ -128,14 +137,14 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
 
 def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         problems.append(f"{path}: file not found")
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         problems.append(f"{path}: cannot read it as TOML: {e}")
         return {}
+    data = _parse_toml(path, text, problems)
     found: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
@@ -148,6 +157,38 @@ def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
             else:
                 found[key] = value
     return found
+
+
+def _parse_toml(path: Path, text: str, problems: list[str]) -> dict[str, Any]:
+    """The file's tables; a number with a decimal comma (invalid TOML) is named with the
+    dot to write instead, and read as if dotted, so that the other problems are listed too."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        error = e
+    section, lines, commas = "", [], []
+    for line in text.splitlines():
+        if header := _SECTION_LINE.match(line):
+            section = header["name"]
+        elif found := _COMMA_LINE.match(line):
+            key = f"{section}.{found['name']}" if section else found["name"]
+            commas.append(comma_problem(key, found["value"]))
+            line = line.replace(found["value"], found["value"].replace(",", "."), 1)
+        lines.append(line)
+    problems.extend(commas)
+    if commas:
+        try:
+            return tomllib.loads("\n".join(lines))
+        except tomllib.TOMLDecodeError as e:
+            error = e
+    problems.append(f"{path}: cannot read it as TOML: {error}")
+    return {}
+
+
+def comma_problem(where: str, text: str) -> str:
+    """The problem line for a decimal comma: configuration numbers take a dot."""
+    dotted = text.strip().replace(",", ".")
+    return f"{where}: write {dotted} with a dot, not {text.strip()!r} (no decimal comma)"
 
 
 def _read_env(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
@@ -165,7 +206,10 @@ def _read_env(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
         try:
             found[setting.key] = parse_text(setting, text)
         except ValueError:
-            problems.append(f"{name}: {text!r} is not a valid {setting.allowed()}")
+            if setting.type is float and DECIMAL_COMMA.match(text.strip()):
+                problems.append(comma_problem(name, text))
+            else:
+                problems.append(f"{name}: expected {setting.allowed()}, got {text!r}")
     return found
 
 
@@ -214,15 +258,17 @@ def _check(setting: Setting, value: Any) -> str | None:
     expected = setting.type
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if expected is float and isinstance(value, str) and DECIMAL_COMMA.match(value.strip()):
+        return comma_problem(setting.key, value)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
-        return f"{where} is not a {setting.allowed()}"
+        return f"{setting.key}: expected {setting.allowed()}, got {value!r}"
     return _check_value(setting, value, where)
 
 
 def _check_value(setting: Setting, value: Any, where: str) -> str | None:
     if isinstance(value, list):
         if not all(isinstance(item, str) and item for item in value):
-            return f"{where} is not a {setting.allowed()}"
+            return f"{setting.key}: expected {setting.allowed()}, got {value!r}"
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return f"{where} is not a finite number; allowed: {setting.allowed()}"
@@ -233,7 +279,7 @@ def _check_value(setting: Setting, value: Any, where: str) -> str | None:
     if setting.choices and value not in setting.choices:
         return f"{where} is not allowed; allowed: {setting.allowed()}"
     if setting.pattern and not re.match(setting.pattern, value):
-        return f"{where} is not allowed; allowed: {setting.allowed()}"
+        return f"{setting.key}: expected {setting.allowed()}, got {value!r}"
     if setting.key == "time.zone":
         try:
             ZoneInfo(value)
@@ -242,20 +288,24 @@ def _check_value(setting: Setting, value: Any, where: str) -> str | None:
     if setting.key in {"web.listen", "mqtt.broker"} and value:
         port = int(value.rsplit(":", 1)[1])
         if not 1 <= port <= 65535:
-            return f"{where} has no valid port; allowed: HOST:PORT with PORT 1-65535"
+            return (
+                f"{setting.key}: expected {setting.allowed()}, with a port from 1 to 65535, "
+                f"got {value!r}"
+            )
     return None
 
 
 def describe() -> str:
-    """Every setting with its default, allowed values and meaning, for --help-settings."""
-    lines = []
+    """Every setting with its default, allowed values, meaning and variable, for `posko
+    settings`: valid TOML, so that a line can be pasted into a configuration file."""
+    lines = ["# Every setting with its default; `posko settings --toml` writes a whole file."]
     section = ""
     for s in SETTINGS:
         head, name = s.key.split(".", 1)
         if head != section:
             section = head
-            lines.append(f"[{section}]")
-        lines.append(f"  {name} = {s.default!r}    # {s.help}; {s.allowed()}; env {s.env}")
+            lines += ["", f"[{section}]"]
+        lines.append(f"{name} = {_toml_value(s.default)}    # {s.help}; {s.allowed()}; env {s.env}")
     return "\n".join(lines)
 
 

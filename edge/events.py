@@ -128,6 +128,17 @@ def make(
     return event
 
 
+def handled(emergency_seq: int) -> dict[str, Any]:
+    """The fields of the `note` that marks emergencies up to `emergency_seq` handled (a note,
+    not a kind of its own: districts of every version accept it)."""
+    return {"ref": emergency_seq, "data": {"emergency": "handled"}}
+
+
+def is_handled(event: Event) -> bool:
+    data = event.get("data") or {}
+    return event["kind"] == Kind.NOTE and data.get("emergency") == "handled" and "ref" in event
+
+
 def mask_nik(nik: object) -> str:
     """A NIK as shown anywhere (page, CSV, command line): only its last 4 digits; "" if none."""
     text = "" if nik is None else str(nik)

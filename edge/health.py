@@ -3,7 +3,8 @@
 A part that is not running in this process (the station, seen from `posko status`) is left
 out rather than reported dead; the store's own health comes from `EventStore.health()`.
 Only the watchdog asks whether the page answers over HTTP (`page_answers`): `/healthz`
-asking it would ask itself.
+asking it would ask itself. A thermometer that does not answer is a warning, not a reason:
+the post still records every press (as "not measured"), and a restart would not plug it in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from edge.probe import ThermometerState
 from edge.store import EventStore
 
 
@@ -28,6 +30,8 @@ class Health:
     station: bool | None = None  # None: no station in this process
     page: bool | None = None  # None: no page server in this process
     reasons: list[str] = field(default_factory=list)
+    thermometer: ThermometerState | None = None  # None: no thermometer in this process
+    warnings: list[str] = field(default_factory=list)  # shown, but the watchdog keeps feeding
 
     @property
     def ok(self) -> bool:
@@ -44,6 +48,8 @@ class Health:
             "last_seq": self.last_seq,
             "pending": self.pending,
             "reasons": self.reasons,
+            "thermometer": None if self.thermometer is None else self.thermometer.as_json(),
+            "warnings": self.warnings,
         }
 
 
@@ -54,9 +60,11 @@ def check(
     station: Alive | None = None,
     page: Alive | None = None,
     page_answers: bool | None = None,
+    thermometer: ThermometerState | None = None,
 ) -> Health:
     """Whether the press path, the store and the page work; `reasons` says why not.
-    `page_answers`: whether the page answered an HTTP request (None: not asked)."""
+    `page_answers`: whether the page answered an HTTP request (None: not asked);
+    `thermometer`: the last probe's verdict, a warning when it failed (`Post.thermometer_state`)."""
     stored = store.health()
     station_alive = None if station is None else station.alive
     page_alive = None if page is None else page.alive
@@ -80,4 +88,6 @@ def check(
         station=station_alive,
         page=page_alive,
         reasons=reasons,
+        thermometer=thermometer,
+        warnings=[thermometer.describe()] if thermometer and thermometer.ok is False else [],
     )

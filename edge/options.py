@@ -53,6 +53,8 @@ class ThermometerOptions:
     gain: float
     plausible_min_c: float
     plausible_max_c: float
+    calibration_spread_c: float
+    probe_interval_s: int
 
     @classmethod
     def from_config(cls, config: Values) -> ThermometerOptions:
@@ -66,6 +68,8 @@ class ThermometerOptions:
             config["thermometer.gain"],
             config["thermometer.plausible_min_c"],
             config["thermometer.plausible_max_c"],
+            config["thermometer.calibration_spread_c"],
+            config["thermometer.probe_interval_s"],
         )
 
 
@@ -97,6 +101,25 @@ class CameraOptions:
     @classmethod
     def from_config(cls, config: Values) -> CameraOptions:
         return cls(config["camera.driver"])
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    """Whether and how loud the station speaks its verdicts, and whether it says the number."""
+
+    enabled: bool
+    driver: str
+    volume: int
+    say_temperature: bool
+
+    @classmethod
+    def from_config(cls, config: Values) -> VoiceOptions:
+        return cls(
+            config["voice.enabled"],
+            config["voice.driver"],
+            config["voice.volume"],
+            config["voice.say_temperature"],
+        )
 
 
 @dataclass(frozen=True)

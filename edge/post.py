@@ -12,12 +12,16 @@ from typing import Any
 
 from edge.clock import SystemClock
 from edge.config import Config
-from edge.station import Clock, Station
+from edge.events import Kind
+from edge.probe import ThermometerState, ThermometerWatch, note, worth_recording
+from edge.station import Clock, Outcome, Station
 from edge.store import EventStore
+from edge.voice import Voice, phrase_for
 from sensors.buttons import ButtonPanel
 from sensors.camera import Camera, open_camera
 from sensors.feedback import Feedback
 from sensors.pins import pin_factory
+from sensors.speaker import Speaker, open_speaker
 from sensors.thermometer import Calibrated, Thermometer
 
 log = logging.getLogger(__name__)
@@ -63,9 +67,13 @@ class Post:
         camera: Camera | None = None,
         use_config_sensors: bool = True,
         monotonic: Any = None,
+        speaker: Speaker | None = None,
     ) -> None:
         self.config = config
         self._stack = ExitStack()
+        self._speaker = speaker  # used only when voice.enabled
+        self.voice: Voice | None = None
+        self.watch: ThermometerWatch | None = None
         try:
             self._open(mock, clock, thermometer, camera, use_config_sensors, monotonic)
         except BaseException:
@@ -103,7 +111,7 @@ class Post:
         self.feedback = stack.enter_context(
             Feedback(pins["led_green"], pins["led_red"], pins["buzzer"], pin_factory=self.factory)
         )
-        self.clock = clock or SystemClock()
+        self.clock = clock or SystemClock(self.data_dir)  # keeps a time set on the page
         self.station = Station(
             config,
             self.store,
@@ -114,6 +122,8 @@ class Post:
         )
         stack.callback(self.station.close)  # closed before the devices above it
         self.station.start()
+        self._start_voice()
+        self._start_probe()
         extra = {"monotonic": monotonic} if monotonic is not None else {}
         self.panel = stack.enter_context(
             ButtonPanel(
@@ -132,6 +142,48 @@ class Post:
             self.store.count,
             self.store.pending,
         )
+
+    def _start_voice(self) -> None:
+        """The voice for the person being screened, when enabled: fed after each press."""
+        options = self.config.voice
+        if not options.enabled:
+            return
+        speaker = self._speaker or open_speaker(options.driver, options.volume)
+        self.voice = Voice(speaker).start()
+        self._stack.callback(self.voice.close)  # before the station: no phrase after it
+        self.station.watch(self._announce)
+        log.info("voice on: %s, volume %d%%", options.driver, options.volume)
+
+    def _announce(self, outcome: Outcome) -> None:
+        """In the station thread, after the lights: only puts a phrase in the mailbox."""
+        options = self.config.voice
+        phrase = phrase_for(outcome, options, self.config.screening.recheck_wait_s)
+        if phrase and self.voice is not None:
+            self.voice.announce(phrase)
+
+    def _start_probe(self) -> None:
+        """Probe the thermometer now, then every `thermometer.probe_interval_s`."""
+        if self.thermometer is None:
+            return
+        self.watch = ThermometerWatch(
+            self.thermometer,
+            self.config.thermometer.driver,
+            interval=lambda: self.config.thermometer.probe_interval_s,
+            now=self.clock.now,
+            on_change=self._thermometer_changed,
+        )
+        self._stack.callback(self.watch.close)
+        self.watch.probe_now()
+        self.watch.start()
+
+    def _thermometer_changed(self, before: ThermometerState, after: ThermometerState) -> None:
+        if worth_recording(before, after):
+            self.station.record(Kind.NOTE, data=note(after))
+
+    @property
+    def thermometer_state(self) -> ThermometerState | None:
+        """The last probe's verdict, for `/healthz` and the guard's screen (None: no sensor)."""
+        return None if self.watch is None else self.watch.state
 
     # Settings that need a restart because they re-wire hardware or move the data.
     RESTART = (

@@ -20,6 +20,15 @@ PURGED: dict[str, Any] = {"purged": True}  # what a purged event's `data` become
 Choose = Callable[[str, ev.Event], bool]  # (local day, event) -> redact it?
 
 
+def names_a_person(event: ev.Event) -> bool:
+    """Whether the event's data is a person's details: a visitor's, or the contact of a
+    refused person's referral (a note on the entry)."""
+    data = event.get("data")
+    if event["kind"] == ev.Kind.VISITOR:
+        return isinstance(data, dict) and data != PURGED
+    return event["kind"] == ev.Kind.NOTE and isinstance(data, dict) and "referral" in data
+
+
 class Rewritable(Protocol):
     """What redaction needs of a store: its zone and atomic rewrites of its segments."""
 

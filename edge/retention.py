@@ -1,21 +1,22 @@
 """Retention under UU PDP No. 27/2022: each class of personal data is purged after its period.
 
 Photos, visitors' personal details and events the district already holds are removed from
-the Pi by themselves; each purge that removed something is recorded as a `Kind.NOTE` event.
+the Pi by themselves; each purge that removed something is recorded as a NOTE event.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from edge.events import Kind
 from edge.options import PrivacyOptions
-from edge.redaction import Redactor
+from edge.redaction import Redactor, names_a_person
 from edge.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,46 @@ def purge_photos(store: EventStore, before: str) -> int:
 
 
 def purge_visitor_details(store: EventStore, before: str) -> int:
-    """Redact the personal data of VISITOR events of days before `before` (closed segments)."""
+    """Redact the personal data of VISITOR events of days before `before`, in the segment
+    still being appended to as well: a quiet post opens no new day file, and the deadline
+    must not wait for the next press."""
     seqs = Redactor(store).redact(
-        lambda day, event: event["kind"] == Kind.VISITOR and day < before, before_day=before
+        lambda day, event: names_a_person(event) and day < before,
+        before_day=before,
+        active=True,
     )
     return len(seqs)
+
+
+DAMAGED_DAY = re.compile(r"^\d+_(\d{4}-\d{2}-\d{2})\.jsonl\.")  # <first seq>_<day>.jsonl.*
+SET_ASIDE = re.compile(r"-(\d{4})(\d{2})(\d{2})T\d{6}")  # ...corrupt-20261127T101500
+
+
+def damaged_day(path: Path, zone: ZoneInfo) -> str:
+    """The local day a file set aside in damaged/ holds events of: its segment's day, else
+    the day it was set aside, else its mtime's."""
+    if found := DAMAGED_DAY.match(path.name):
+        return found.group(1)
+    if found := SET_ASIDE.search(path.name):
+        return "-".join(found.groups())
+    return datetime.fromtimestamp(path.stat().st_mtime, zone).date().isoformat()
+
+
+def purge_damaged(store: EventStore, before: str) -> int:
+    """Delete files set aside in damaged/ whose day is before `before`. What could be read
+    of them was salvaged into the store; the rest may hold visitors' details, so they are
+    kept no longer than those details are."""
+    removed = 0
+    if not store.damaged_dir.is_dir():
+        return 0
+    for path in sorted(store.damaged_dir.iterdir()):
+        try:
+            if path.is_file() and damaged_day(path, store.zone) < before:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def purge_synced_events(store: EventStore, before: str) -> int:
@@ -84,6 +120,7 @@ PURGES: dict[str, tuple[Period, Callable[[EventStore, str], int]]] = {
     "photos": (lambda p: p.photo_days, purge_photos),
     "visitor_details": (lambda p: p.visitor_days, purge_visitor_details),
     "synced_events": (lambda p: p.synced_event_days, purge_synced_events),
+    "damaged_files": (lambda p: p.visitor_days, purge_damaged),
 }
 
 

@@ -22,6 +22,9 @@ PINS = (
 )
 
 
+TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str  # "section.name"
@@ -32,21 +35,23 @@ class Setting:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     pattern: str | None = None  # regular expression a string must match
+    form: str | None = None  # the pattern in words, for error messages (never the regex)
 
     @property
     def env(self) -> str:
         return "POSKO_" + self.key.replace(".", "_").upper()
 
     def allowed(self) -> str:
+        """What a valid value looks like, in words (a technician reads it, not a regex)."""
         if self.type is list:
-            return "list of text"
+            return 'a list of text, e.g. ["a", "b"]'
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.min is not None and self.max is not None:
-            return f"{self.type.__name__} from {self.min:g} to {self.max:g}"
+            return f"{TYPE_WORDS[self.type]} from {self.min:g} to {self.max:g}"
         if self.pattern:
-            return f"text matching {self.pattern}"
-        return self.type.__name__
+            return self.form or "text in the documented form"
+        return TYPE_WORDS[self.type]
 
 
 def _pin(name: str, default: int, meaning: str) -> Setting:
@@ -60,6 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
         "posko-01",
         "Post id, unique in the district; used in topics",
         pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        form="up to 32 lower-case letters, digits and '-', not starting with '-', "
+        "e.g. rw03-sukamaju",
     ),
     Setting("post.name", str, "Posko Kampung Tangguh", "Post name shown on the screen"),
     Setting("data.dir", str, "/var/lib/posko", "Data directory (events, photos, sync state)"),
@@ -163,6 +170,22 @@ SETTINGS: tuple[Setting, ...] = (
         max=50.0,
     ),
     Setting(
+        "thermometer.calibration_spread_c",
+        float,
+        0.5,
+        "posko calibrate refuses readings spread over more than this (unless --force)",
+        min=0.05,
+        max=5.0,
+    ),
+    Setting(
+        "thermometer.probe_interval_s",
+        int,
+        60,
+        "Seconds between checks that the thermometer answers (also at start); not a screening",
+        min=5,
+        max=3600,
+    ),
+    Setting(
         "screening.threshold_c",
         float,
         37.3,
@@ -185,9 +208,42 @@ SETTINGS: tuple[Setting, ...] = (
         "Camera for a photo per entry (off by default)",
         choices=("none", "picamera2", "fake"),
     ),
+    # -- the voice for the person being screened (espeak-ng) --
+    Setting(
+        "voice.enabled",
+        bool,
+        False,
+        "Speak each screening's verdict aloud in Indonesian for the person at the thermometer",
+    ),
+    Setting(
+        "voice.driver",
+        str,
+        "espeak-ng",
+        "espeak-ng on the Pi's audio output, or fake (only logs the phrase; demos)",
+        choices=("espeak-ng", "fake"),
+    ),
+    Setting(
+        "voice.volume",
+        int,
+        80,
+        "Loudness in percent of espeak-ng's maximum (100 is its amplitude 200)",
+        min=0,
+        max=100,
+    ),
+    Setting(
+        "voice.say_temperature",
+        bool,
+        False,
+        "Also say the temperature (health data: everyone near the post hears it)",
+    ),
     # -- the guard's screen (web/) --
     Setting(
-        "web.listen", str, "127.0.0.1:8080", "Address of the guard's page", pattern=r"^.+:\d{1,5}$"
+        "web.listen",
+        str,
+        "127.0.0.1:8080",
+        "Address of the guard's page",
+        pattern=r"^.+:\d{1,5}$",
+        form="HOST:PORT, e.g. 127.0.0.1:8080",
     ),
     Setting("web.language", str, "id", "Language of the guard's screen", choices=("id", "en")),
     Setting(
@@ -211,6 +267,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "District MQTT broker HOST:PORT; empty disables sync",
         pattern=r"^$|^.+:\d{1,5}$",
+        form="HOST:PORT, e.g. 192.168.1.10:1883, or empty to turn sync off",
     ),
     Setting("mqtt.protocol", str, "5", "MQTT version spoken to the broker", choices=("5", "3.1.1")),
     Setting(

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from edge.clock import VirtualClock
+from edge.clock import VirtualClock, kernel_clock_state
 from edge.config import Config
-from edge.events import Event
+from edge.events import Event, Kind, handled
 from edge.post import Post
 from edge.station import Outcome
 from sensors.simulated import SimulatedThermometer
@@ -61,7 +61,12 @@ class Driver:
         pin.drive_low()
         outcome = self._wait(button) if button == "darurat" or held else None
         pin.drive_high()  # the hold has fired while the pin was low
-        return outcome or self._wait(button)
+        outcome = outcome or self._wait(button)
+        if outcome is not None and outcome.event is not None and button == "darurat":
+            # The guard deals with it and marks it handled, as on the screen.
+            self.post.station.record(Kind.NOTE, **handled(outcome.event["seq"]))
+            self._wait("record")
+        return outcome
 
     def _wait(self, button: str) -> Outcome | None:
         while True:
@@ -91,10 +96,12 @@ def simulate(
     seed: int | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> dict[str, int]:
-    """Drive `presses` presses through a post on a virtual clock ending about now."""
+    """Drive `presses` presses through a post on a virtual clock that ends by now (never
+    ahead of the wall clock) and trusts time only as far as the system clock is trusted."""
     rng = random.Random(seed)
-    start = datetime.now(UTC) - timedelta(seconds=presses * MEAN_GAP_S)
-    clock = VirtualClock(start)
+    gaps = [1 + rng.expovariate(1 / MEAN_GAP_S) for _ in range(presses)]
+    now = datetime.now(UTC)
+    clock = VirtualClock(now - timedelta(seconds=sum(gaps)), state=kernel_clock_state())
     thermometer = SimulatedThermometer(seed=rng.randrange(2**32))
     counts = {"presses": 0, "events": 0, "no_event": 0}
     with Post(
@@ -108,8 +115,8 @@ def simulate(
         if on_event is not None:
             post.station.subscribe(on_event)
         driver = Driver(post, rng)
-        for _ in range(presses):
-            clock.advance(1 + rng.expovariate(1 / MEAN_GAP_S))
+        for gap in gaps:
+            clock.advance(gap)
             button, held = driver.next_action()
             # People sent to wait are more often feverish on the second reading.
             thermometer.fever_rate = 0.35 if held else 0.08

@@ -20,7 +20,15 @@ from edge.config import Config
 from edge.events import Event, Kind, Screening, Who, parse_time
 from edge.screening import decide
 from edge.store import EventStore
-from edge.tally import PendingRecheck, pending_rechecks, voided
+from edge.tally import (
+    Ledger,
+    PendingRecheck,
+    longest_inside,
+    lookback_first,
+    pending_rechecks,
+    voided,
+)
+from edge.tally import visits as visit_states
 from sensors.buttons import ENTRY, Press
 from sensors.camera import Camera
 from sensors.errors import CameraError, StoreUnavailable
@@ -108,6 +116,10 @@ class Station:
         self._thread = threading.Thread(target=self._work, name="station", daemon=True)
         self.pending: list[PendingRecheck] = []
         self._refresh_pending()
+        self.ledger = Ledger(store.zone)  # who is inside, for a physical Keluar Pendatang
+        today = store.today(clock.now())
+        for event in store.iter_between(lookback_first(today), today):
+            self.ledger.apply(event)
 
     # -- public --------------------------------------------------------------------
 
@@ -174,7 +186,7 @@ class Station:
                 outcome = Outcome(press, None, "store_unavailable", f"internal error: {e}")
             self.health.handled += 1
             self.health.last_outcome = outcome
-            if self.feedback is not None and isinstance(press, Press):
+            if self.feedback is not None and (isinstance(press, Press) or press.button in WHO):
                 self.feedback.play(outcome.pattern)
             for watcher in list(self._watchers):
                 watcher(outcome)
@@ -187,7 +199,8 @@ class Station:
         if name in ENTRY:
             return self._recheck(press) if press.held else self._entry(press)
         if name in WHO:
-            return self._record(press, Kind.OUT, who=WHO[name])
+            ref = self._leaving() if name == "keluar_pendatang" else None
+            return self._record(press, Kind.OUT, who=WHO[name], ref=ref)
         if name == "batal":
             return self._void(press)
         if name == "darurat":
@@ -206,6 +219,7 @@ class Station:
             return Outcome(press, None, "store_unavailable", str(e))
         self.health.store_error = None
         log.info("event %d stored: %s", event["seq"], _summary(event))
+        self.ledger.apply(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -278,6 +292,11 @@ class Station:
             self._refresh_pending()
             return outcome
         return Outcome(press, None, "denied", "nothing recent enough to void")
+
+    def _leaving(self) -> int | None:
+        """The visitor inside longest: the one a physical Keluar Pendatang takes."""
+        window = self.ledger.window(self.store.today(self.clock.now()))
+        return longest_inside(visit_states(window))
 
     # -- hardware ------------------------------------------------------------------
 

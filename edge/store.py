@@ -68,6 +68,9 @@ class EventStore:
         self.segment_max = segment_max
         self.events_dir = self.data_dir / "events"
         self.damaged_dir = self.data_dir / "damaged"
+        # Bumped by every rewrite (a purge, an erasure): caches of events read before it
+        # may hold personal data that is gone now.
+        self.rewrites = 0
         self.damage: list[Damage] = []
         self.lost: list[Lost] = []  # seqs given out but no longer held, with the reason
         self._damaged_spans: list[Lost] = []  # seqs the damage found at this opening may cover
@@ -445,6 +448,7 @@ class EventStore:
                 self._cache.pop(segment.file, None)
                 segment.size = path.stat().st_size
                 self._write_index()
+                self.rewrites += 1
             return True
 
     def rewrite_active(self, edit: Edit, before_day: str | None = None) -> bool:
@@ -463,6 +467,7 @@ class EventStore:
             self._active = SegmentDB(path, damaged_dir=self.damaged_dir)
             rows = self._active.journal.read()["events"].values()
             self._active_rows = [(ev.local_day(d["time"], self.zone), d) for d in rows]
+            self.rewrites += 1
             return True
 
     def drop_synced(self, before_day: str) -> list[Segment]:

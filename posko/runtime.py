@@ -15,6 +15,7 @@ from typing import Any
 
 from district.backends import open_storage
 from district.report import DEFAULT_ZONE
+from district.retention import Retention as DistrictRetention
 from district.server import District
 from district.storage import QuarantineLimits
 from district.web import PageServer
@@ -32,6 +33,7 @@ from sync.signing import Signer
 from sync.worker import SyncWorker
 from web.app import create_app
 from web.options import PageOptions
+from web.overrides import PAGE_KEYS, load_overrides
 from web.pin import pin_path
 from web.server import WebServer
 
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 
 RECORD_TIMEOUT_S = 30.0  # how long retention waits for the station to record a purge note
 PAGE_PROBE_S = 3.0  # how long the watchdog waits for the page to answer over HTTP
+# Kemenkes KMK HK.01.07/MENKES/382/2020: measure again at or above 37.3 °C, after 5 minutes.
+KMK_THRESHOLD_C = 37.3
+KMK_RECHECK_WAIT_S = 300
 
 
 class Runtime:
@@ -56,6 +61,7 @@ class Runtime:
 
     def start(self, *, mock: bool = False) -> Runtime:
         """Open and start every part; on a failure, close what was started and raise."""
+        announce_settings(self.config)
         try:
             if self.post is None:
                 self.post = self._stack.enter_context(Post(self.config, mock=mock))
@@ -87,6 +93,7 @@ class Runtime:
             station=post.station,
             page=self.page,
             page_answers=answers,
+            thermometer=post.thermometer_state,
         )
 
     def sync_state(self) -> dict[str, Any]:
@@ -168,6 +175,30 @@ class Runtime:
         self.close()
 
 
+def announce_settings(config: Config) -> None:
+    """Log, one line each, the guard's page settings that override the configuration file,
+    and warn when the screening rule departs from the Kemenkes decree."""
+    for key, value in load_overrides(config.post.data_dir).items():
+        if key in PAGE_KEYS and config.get(key) == value:  # a refused entry was logged already
+            log.info("page setting %s = %r overrides the configuration file", key, value)
+    screening = config.screening
+    if screening.threshold_c != KMK_THRESHOLD_C:
+        log.warning(
+            "screening.threshold_c is %.1f °C: KMK HK.01.07/MENKES/382/2020 measures again at "
+            "%.1f °C and above",
+            screening.threshold_c,
+            KMK_THRESHOLD_C,
+        )
+    if screening.recheck_wait_s != KMK_RECHECK_WAIT_S:
+        log.warning(
+            "screening.recheck_wait_s is %d s: KMK HK.01.07/MENKES/382/2020 measures again "
+            "after %d minutes (%d s)",
+            screening.recheck_wait_s,
+            KMK_RECHECK_WAIT_S // 60,
+            KMK_RECHECK_WAIT_S,
+        )
+
+
 class DistrictRuntime:
     """The district's receiver on the broker, storing into the storage `db` names, and
     optionally its page; start() it, close() it (idempotent, also after a failed start)."""
@@ -183,10 +214,12 @@ class DistrictRuntime:
         zone: str = DEFAULT_ZONE,
         signer: Signer | None = None,
         quarantine: QuarantineLimits | None = None,
+        keep: DistrictRetention | None = None,
     ) -> None:
         self.db = db
         self.signer = signer
         self.quarantine = quarantine
+        self.keep = keep or DistrictRetention()
         self.link = link
         self.share = share
         self.max_payload = max_payload
@@ -205,6 +238,7 @@ class DistrictRuntime:
                 max_payload=self.max_payload,
                 signer=self.signer,
                 quarantine=self.quarantine,
+                keep=self.keep,
             )
             if self.signer is None:
                 log.warning(
@@ -215,14 +249,20 @@ class DistrictRuntime:
                 log.info("acks are signed with key %s", self.signer.key_id)
             self.receiver.start()
             if self.web is not None:
-                host, port = self.web
-                self.page = PageServer(
-                    create_district_app(self.db, zone=self.zone), host, port
-                ).start()
+                self.page = self._start_page(*self.web)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _start_page(self, host: str, port: int) -> PageServer:
+        app = create_district_app(self.db, zone=self.zone, keep=self.keep)
+        try:
+            return PageServer(app, host, port).start()
+        except OSError as e:  # one line naming the address, not waitress's bare errno text
+            raise PoskoError(
+                f"cannot serve the district page on {host}:{port}: {e.strerror or e}"
+            ) from None
 
     def describe(self) -> str:
         """One line for the operator: where it listens and stores."""

@@ -108,6 +108,15 @@ class MLX90614:
             log.warning("MLX90614 ambient fault %s: %s", sample.fault, sample.detail)
         return sample.celsius
 
+    def probe(self) -> Reading:
+        """One read of the sensor's own (ambient) temperature: proves the bus, the address
+        and the checksum without a forehead in front of it."""
+        with self._lock:
+            sample = self._read_register(AMBIENT_REGISTER)
+        if sample.fault or sample.celsius is None:
+            return Reading.failed(sample.fault or "no_value", sample.detail)
+        return Reading(celsius=sample.celsius, raw=sample.celsius)
+
     def close(self) -> None:
         """Close the bus this driver opened; a later read opens it again. Idempotent."""
         with self._lock:

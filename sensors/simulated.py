@@ -20,6 +20,7 @@ NORMAL_SD = 0.3
 NORMAL_RANGE = (35.8, 37.2)
 FEVER_RANGE = (37.4, 39.5)
 FAULT_CODES = ("i2c_error", "pec_mismatch", "error_flag")
+ROOM_C = 28.0  # what a probe finds with nobody in front of the sensor
 
 
 class SimulatedThermometer:
@@ -51,6 +52,10 @@ class SimulatedThermometer:
         spread = round(self._random.uniform(0.0, 0.3), 2)
         return Reading(celsius=value, raw=value, spread=spread)
 
+    def probe(self) -> Reading:
+        """The simulated sensor always answers, with a room's temperature."""
+        return Reading(celsius=ROOM_C, raw=ROOM_C)
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -72,6 +77,8 @@ class ScriptedThermometer:
         if not self.script:
             raise ValueError("a ScriptedThermometer needs at least one item")
         self.reads = 0
+        self.probes = 0
+        self.probe_fault: str | None = None  # what `probe()` reports; None: it answers
         self.closed = False
 
     def read(self) -> Reading:
@@ -82,6 +89,13 @@ class ScriptedThermometer:
         if isinstance(item, str):
             return Reading.failed(item, "scripted")
         return Reading(celsius=float(item), raw=float(item))
+
+    def probe(self) -> Reading:
+        """`probe_fault`, or a room's temperature; never takes an item of the script."""
+        self.probes += 1
+        if self.probe_fault is not None:
+            return Reading.failed(self.probe_fault, "scripted probe")
+        return Reading(celsius=ROOM_C, raw=ROOM_C)
 
     def close(self) -> None:
         self.closed = True

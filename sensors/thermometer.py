@@ -37,6 +37,17 @@ class Thermometer(Protocol):
     def close(self) -> None: ...
 
 
+def probe(thermometer: Thermometer) -> Reading | None:
+    """Whether the sensor answers, by its driver's cheap `probe()` (never a screening: no
+    forehead is needed and nothing is recorded); None when the driver cannot be probed."""
+    check = getattr(thermometer, "probe", None)
+    if check is None:
+        return None
+    reading = check()
+    assert isinstance(reading, Reading)
+    return reading
+
+
 class Calibrated:
     """Applies gain and offset to a driver's raw reading and rejects what no forehead shows."""
 
@@ -68,6 +79,10 @@ class Calibrated:
                 raw=raw,
             )
         return replace(reading, celsius=value, raw=raw)
+
+    def probe(self) -> Reading | None:
+        """The driver's probe, uncalibrated: a room, not a forehead, is in front of it."""
+        return probe(self.driver)
 
     def close(self) -> None:
         self.driver.close()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge.events import FIELDS, Kind, Screening, Who
+from edge.tally import REFERRAL_OUTCOMES
 from sync.batch import MAX_EVENTS, MAX_SEQ, Batch, PayloadError
 from sync.timecode import to_ms
 from sync.topics import POST_ID
@@ -91,6 +92,16 @@ def check_event(event: Mapping[str, Any], post: str) -> None:
         raise PayloadError(f"event {seq}: ref {str(ref)[:40]!r} is not an earlier seq")
     if "data" in event:
         check_data(event["data"])
+        if event["kind"] == Kind.NOTE and "referral" in event["data"]:
+            check_referral(event["data"], ref)
+
+
+def check_referral(data: dict[str, Any], ref: Any) -> None:
+    """The follow-up of a refusal: a note on the entry (ref), where the person went."""
+    if ref is None or data["referral"] not in REFERRAL_OUTCOMES:
+        raise PayloadError(f"referral {str(data['referral'])[:40]!r} is not a known follow-up")
+    if not isinstance(data.get("contact", ""), str):
+        raise PayloadError("referral contact is not text")
 
 
 def check_time(text: Any) -> int:

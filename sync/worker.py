@@ -65,6 +65,7 @@ class SyncWorker:
         self.state = "starting"  # connecting, online, waiting (between tries), stopped
         self.last_error: str | None = None
         self.fatal_error: str | None = None  # the last error no retry can fix (TLS, auth)
+        self.failures = 0  # connections that failed or were lost, for `posko sync` to report
         self.connections = 0
         self.drained = threading.Event()
         self._stop = threading.Event()
@@ -249,6 +250,7 @@ class SyncWorker:
 
     def failed(self, error: str, *, fatal: bool = False) -> None:
         self.last_error = error
+        self.failures += 1
         if fatal:
             self.fatal_error = error
         log.error("sync: %s", error)

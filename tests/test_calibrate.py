@@ -46,7 +46,9 @@ def cfg(config_file: Path, tmp_path: Path) -> Config:
     return load(config_file, env={}, overrides={"data.dir": str(tmp_path / "data")})
 
 
-def run(cfg: Config, path: Path, reference: float, script: list, yes: bool = True) -> tuple:
+def run(
+    cfg: Config, path: Path, reference: float, script: list, yes: bool = True, force: bool = False
+) -> tuple:
     out, said = io.StringIO(), io.StringIO()
     answers = io.StringIO("" if yes else "n\n")
     result = calibrate(
@@ -57,6 +59,7 @@ def run(cfg: Config, path: Path, reference: float, script: list, yes: bool = Tru
         readings=len(script),
         technician=Technician(yes=yes, out=said, inp=answers),
         out=out,
+        force=force,
     )
     return result, out.getvalue(), said.getvalue()
 
@@ -70,7 +73,7 @@ def test_calibrate_offset_from_the_median_with_faults_rejected(
     cfg: Config, config_file: Path
 ) -> None:
     script = [36.0, "i2c_error", 36.2, 36.1, None, 39.0, 36.1]
-    result, out, _ = run(cfg, config_file, 36.9, script)
+    result, out, _ = run(cfg, config_file, 36.9, script, force=True)
     assert result.readings == [36.0, 36.2, 36.1, 39.0, 36.1]
     assert result.faults == ["i2c_error", "no_value"]
     assert result.median_raw == 36.1
@@ -115,6 +118,24 @@ def test_calibrate_out_of_range_offset_is_refused(cfg: Config, config_file: Path
     assert stored_events(cfg) == []
 
 
+def test_calibrate_refuses_readings_spread_too_wide(cfg: Config, config_file: Path) -> None:
+    with pytest.raises(CalibrationRefused, match=r"spread over 1\.56 °C.*--force"):
+        run(cfg, config_file, 36.8, [35.9, 36.5, 37.46])
+    assert config_file.read_text() == CONFIG
+    assert stored_events(cfg) == []
+
+
+def test_calibrate_spread_limit_is_a_setting_and_force_overrides_it(
+    cfg: Config, config_file: Path
+) -> None:
+    result, _, _ = run(cfg, config_file, 36.8, [35.9, 36.5, 37.46], force=True)
+    assert result is not None and load(config_file, env={})["thermometer.offset_c"] == 0.3
+    wide = cfg.replace(thermometer__calibration_spread_c=2.0)
+    result, out, _ = run(wide, config_file, 36.8, [35.9, 36.5, 37.46])
+    assert result is not None and "spread 1.56 °C" in out
+    assert len(stored_events(cfg)) == 2
+
+
 def test_calibrate_needs_a_majority_of_valid_readings(cfg: Config, config_file: Path) -> None:
     with pytest.raises(CalibrationRefused, match="only 2 of 4"):
         run(cfg, config_file, 36.8, [36.5, "pec_mismatch", "error_flag", 36.4])
@@ -150,7 +171,11 @@ def test_calibrate_end_to_end_with_the_simulated_thermometer(
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
     args = ["--config", str(config_file), "--data", str(data), "calibrate", "--reference", "36.8"]
     result = subprocess.run(
-        [*POSKO, *args, "--yes", "--mock"], capture_output=True, text=True, timeout=60, env=env
+        [*POSKO, *args, "--yes", "--mock", "--force"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "after       36.80 °C" in result.stdout

@@ -41,6 +41,7 @@ def test_cli_every_command_explains_itself(command: str) -> None:
     assert len(result.stdout.split()) > 25  # plain words, not just a synopsis
 
 
+@pytest.mark.slow
 def test_cli_simulate_prints_each_durable_event(simulated: tuple[Path, list[dict]]) -> None:
     _, events = simulated
     assert 100 <= len(events) <= 120  # a Batal with nothing to void makes no event

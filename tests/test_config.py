@@ -141,6 +141,7 @@ def test_config_every_setting_has_a_typed_view() -> None:
         plain.privacy,
         plain.pins,
     )
+    assert config.voice == plain.voice
     assert PageOptions.from_config(config).sync_configured
     assert SyncOptions.from_config(config).link.port == 8883
     assert config.read == {s.key for s in SETTINGS}  # a new setting needs a field in a view

@@ -99,6 +99,36 @@ def test_district_run_refuses_postgresql_in_one_line() -> None:
     ]
 
 
+@pytest.mark.slow  # a real process
+def test_district_run_names_a_database_path_it_cannot_open(tmp_path: Path) -> None:
+    where = tmp_path / "no" / "such" / "dir" / "x.db"
+    result = posko("district", "run", "--db", str(where), "--broker", "127.0.0.1:1")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        f"posko: cannot open the district database {where}"
+    )
+
+
+@pytest.mark.slow  # a real process
+def test_district_run_names_a_busy_page_address(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = posko(
+            "district", "run", "--db", str(tmp_path / "d.db"), "--broker", "127.0.0.1:1",
+            "--web", f"127.0.0.1:{port}",
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"posko: cannot serve the district page on 127.0.0.1:{port}: Address already in use"
+    )
+
+
 @pytest.fixture(scope="module")
 def district_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """A district database holding one post's backlog, and those events."""

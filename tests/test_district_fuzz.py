@@ -87,6 +87,7 @@ def check_fuzzed(
     assert len(db.quarantined()) <= 100  # the quarantine kept a bounded sample
 
 
+@pytest.mark.slow
 def test_district_survives_a_few_mutated_batches(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -320,9 +320,9 @@ def test_district_quarantine_rows_expire_but_their_counts_stay(db: SQLiteStorage
     receiver = Receiver(db, quarantine=QuarantineLimits(every_s=0))
     for topic in (EVENTS, EVENTS, "not/a/topic"):
         receiver.handle(topic, b"junk")
-    assert receiver.purge_quarantine() == 0
-    later = datetime.now(UTC) + timedelta(days=receiver.limits.days, minutes=1)
-    assert receiver.purge_quarantine(later) == 3
+    assert receiver.purge()["quarantine"] == 0
+    later = datetime.now(UTC) + timedelta(days=receiver.retention.quarantine_days, minutes=1)
+    assert receiver.purge(lambda: later)["quarantine"] == 3
     assert db.quarantined() == []
     assert db.quarantine_counts() == {"bench": 2, None: 1}
 
@@ -394,6 +394,7 @@ def test_district_intake_sheds_a_flood_beyond_its_post_queue(receiver: Receiver)
     assert receiver.stats.batches == 1
 
 
+@pytest.mark.slow
 def test_district_intake_answers_refused_batches_at_a_bounded_rate(receiver: Receiver) -> None:
     intake, published = intake_of(receiver)
     with intake:

@@ -284,6 +284,7 @@ def finite(value: Any) -> bool:
     field=st.sampled_from(FIELDS),
     value=json_values,
 )
+@pytest.mark.slow
 def test_district_checks_the_type_and_range_of_every_field(
     receiver: Receiver, db: SQLiteStorage, field: str, value: Any
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -113,10 +114,25 @@ def opened(data_dir: Path) -> Iterator[Callable[..., EventStore]]:
         store.close()
 
 
+@pytest.fixture(scope="module")
+def history_made(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict[int, dict[str, int]]]:
+    """DAYS days of history, written once (a hundred days of durable writes take a while)."""
+    made = tmp_path_factory.mktemp("history") / "data"
+    with EventStore(made, POST, ZONE) as store:
+        return made, fill(store, range(DAYS - 1, -1, -1))
+
+
 @pytest.fixture
-def history(opened: Callable[..., EventStore]) -> tuple[EventStore, dict[int, dict[str, int]]]:
-    store = opened()
-    return store, fill(store, range(DAYS - 1, -1, -1))
+def history(
+    history_made: tuple[Path, dict[int, dict[str, int]]],
+    data_dir: Path,
+    opened: Callable[..., EventStore],
+) -> tuple[EventStore, dict[int, dict[str, int]]]:
+    made, seqs = history_made
+    shutil.copytree(made, data_dir)  # each test changes its own copy
+    return opened(), seqs
 
 
 def today_text() -> str:
@@ -151,6 +167,7 @@ def test_privacy_photo_without_its_event_falls_back_to_mtime(history: Any, data_
 # -- retention: visitor details --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_privacy_old_visitor_details_are_purged_from_disk(
     history: Any, data_dir: Path, opened: Callable[..., EventStore]
 ) -> None:
@@ -189,13 +206,18 @@ def test_privacy_a_cut_before_the_index_is_updated_is_harmless(
     assert json.loads(index.read_bytes()) != json.loads(stale)  # sizes brought up to date
 
 
-def test_privacy_visitor_purge_never_touches_the_active_segment(
+def test_privacy_visitor_purge_reaches_the_day_file_still_being_written_to(
     opened: Callable[..., EventStore], data_dir: Path
 ) -> None:
     store = opened()
     fill(store, range(40, 39, -1))  # the only segment is the active one, 40 days old
-    assert purge_visitor_details(store, cutoff(today_text(), 30)) == 0
-    assert name_of(40).encode() in all_bytes(data_dir)
+    assert purge_visitor_details(store, cutoff(today_text(), 30)) == 1
+    assert name_of(40).encode() not in all_bytes(data_dir)
+    assert nik_of(40).encode() not in all_bytes(data_dir)
+    after = store.append(Kind.OUT, moment=moment(0, 30))  # the press path goes on
+    store.close()
+    again = opened()
+    assert again.get(after["seq"]) == after and again.damage == []
 
 
 # -- retention: synced events ----------------------------------------------------------
@@ -339,6 +361,46 @@ def test_privacy_erase_refuses_a_seq_that_is_not_a_visitor_record(
     assert posko(data_dir, "privacy", "erase", "--seq", str(seqs[3]["out"]), "--yes") == 1
     assert f"#{seqs[3]['out']}" in capsys.readouterr().err
     assert name_of(3).encode() in all_bytes(data_dir)
+
+
+def test_privacy_erase_takes_the_number_the_pendatang_page_shows(
+    history: Any, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, seqs = history
+    store.close()
+    shown = seqs[4]["in"]  # the Pendatang page lists a visitor as "#<entry seq>"
+    assert posko(data_dir, "privacy", "erase", "--seq", str(shown), "--yes") == 0
+    assert "erased 1 record(s)" in capsys.readouterr().out
+    raw = all_bytes(data_dir)
+    assert name_of(4).encode() not in raw and nik_of(4).encode() not in raw
+    assert name_of(5).encode() in raw
+
+
+def test_privacy_find_lists_the_pendatang_number(
+    history: Any, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, seqs = history
+    store.close()
+    assert posko(data_dir, "privacy", "find", "--nik", nik_of(6)) == 0
+    assert f"#{seqs[6]['in']}" in capsys.readouterr().out
+
+
+def test_privacy_find_suggests_only_its_own_flags(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir.mkdir()
+    assert posko(data_dir, "privacy", "find") == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and "--seq" not in err
+
+
+def test_privacy_find_says_a_short_nik_is_too_short(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir.mkdir()
+    assert posko(data_dir, "privacy", "find", "--nik", "1234") == 2
+    err = capsys.readouterr().err
+    assert "too short" in err and "16 digits" in err
 
 
 # -- what sync carries -----------------------------------------------------------------

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from edge.config import Config
+from edge.voice import TEST
 from posko.commands.selftest import (
     FAIL,
     PASS,
     SKIP,
+    WARN,
     Technician,
     check_broker,
     check_disk,
@@ -23,7 +25,9 @@ from posko.commands.selftest import (
     run_checks,
     selftest,
 )
+from posko.commands.selftest_checks import check_driver, check_voice
 from sensors.simulated import ScriptedThermometer
+from sensors.speaker import FakeSpeaker, SpeakerError
 from tests.support.station_proc import POSKO, TIMEOUT, clean_env
 
 CHECKS = [
@@ -36,6 +40,8 @@ CHECKS = [
     "LED green",
     "LED red",
     "buzzer",
+    "voice",
+    "thermometer driver",
     "thermometer",
     "camera",
     "broker",
@@ -118,8 +124,9 @@ def test_selftest_thermometer_reports_mean_and_spread(config: Config) -> None:
         config, quiet(), mock=True, thermometer=thermometer, use_config=False, out=out
     )
     assert status == 0
-    line = next(x for x in out.getvalue().splitlines() if x.startswith("thermometer"))
-    assert "PASS" in line and "mean 36.60 °C" in line and "spread 0.20 °C" in line
+    lines = out.getvalue().splitlines()
+    line = next(x for x in lines if x.split()[:2] == ["thermometer", "PASS"])
+    assert "mean 36.60 °C" in line and "spread 0.20 °C" in line
     assert thermometer.reads == 5
 
 
@@ -178,3 +185,64 @@ def test_selftest_refused_while_the_station_runs(
     assert f"process {station.pid}" in result.stderr
     assert "stop it first" in result.stderr
     assert result.stdout == ""
+
+
+def pi_model(tmp_path: Path) -> Path:
+    """A /proc/device-tree/model as a Raspberry Pi 4 writes it (NUL-terminated)."""
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\0")
+    return model
+
+
+def test_selftest_simulated_thermometer_on_a_pi_is_a_loud_warning(
+    config: Config, tmp_path: Path
+) -> None:
+    out, stderr = io.StringIO(), io.StringIO()
+    technician = Technician(yes=True, out=stderr)
+    status = selftest(
+        config, technician, mock=True, use_config=False, out=out, pi_model=pi_model(tmp_path)
+    )
+    assert status == 0  # a warning, not a failure: the technician decides
+    row = next(x for x in out.getvalue().splitlines() if x.startswith("thermometer driver"))
+    assert "WARN" in row and "simulated on a Raspberry Pi 4 Model B Rev 1.5" in row
+    warning = "WARNING: thermometer driver simulated on a Raspberry Pi 4"
+    assert out.getvalue().splitlines()[-1].startswith(warning)  # below the table
+    assert stderr.getvalue().count(warning) == 1  # and on the technician's stderr
+
+
+def test_selftest_names_the_thermometer_driver(config: Config, tmp_path: Path) -> None:
+    laptop = tmp_path / "no-such-model"
+    simulated = check_driver(config, laptop)
+    assert simulated.result == PASS and "not a Raspberry Pi" in simulated.detail
+    mlx = check_driver(config.replace(thermometer__driver="mlx90614"), pi_model(tmp_path))
+    assert (mlx.result, mlx.detail) == (PASS, "mlx90614 on I2C bus 1, address 0x5a")
+    ds = check_driver(config.replace(thermometer__driver="ds18b20"), pi_model(tmp_path))
+    assert ds.detail == "ds18b20 on 1-wire first 28-* device"
+    other = pi_model(tmp_path).with_name("other")
+    other.write_bytes(b"Generic x86 board\0")
+    assert check_driver(config, other).result == PASS  # only a real Pi is warned about
+    assert check_driver(config, pi_model(tmp_path)).result == WARN
+
+
+def test_selftest_plays_the_test_phrase_when_voice_is_on(config: Config) -> None:
+    speaker = FakeSpeaker()
+    check = check_voice(config.replace(voice__enabled=True), quiet(), speaker)
+    assert check.result == PASS and speaker.said == [TEST]
+    off = check_voice(config, quiet(), speaker)
+    assert off.result == SKIP and "voice.enabled is false" in off.detail
+    assert speaker.said == [TEST]  # nothing played when off
+
+
+def test_selftest_voice_that_cannot_speak_fails(config: Config) -> None:
+    class Mute(FakeSpeaker):
+        def say(self, phrase: str) -> None:
+            raise SpeakerError("espeak-ng is not installed (apt install espeak-ng)")
+
+    check = check_voice(config.replace(voice__enabled=True), quiet(), Mute())
+    assert check.result == FAIL and "apt install espeak-ng" in check.detail
+
+
+def test_selftest_voice_not_heard_fails(config: Config) -> None:
+    technician = Technician(out=io.StringIO(), inp=io.StringIO("n\n"))
+    check = check_voice(config.replace(voice__enabled=True), technician, FakeSpeaker())
+    assert check.result == FAIL and "not heard" in check.detail

@@ -177,3 +177,44 @@ def test_sync_run_without_a_broker_leaves_sync_off(
 ) -> None:
     post = open_post()
     assert stack.enter_context(Runtime(post.config, post=post, page=False).start()).sync is None
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_sync_command_says_once_that_the_district_is_not_acknowledging(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    import io
+
+    from posko.commands.sync import watch
+    from sync.worker import SyncWorker
+    from tests.support.sync_helpers import options
+
+    backlog(tmp_path / "pi", 50)
+    out = io.StringIO()
+    with (
+        EventStore(tmp_path / "pi", POST) as store,
+        SyncWorker(store, options(broker.address)) as worker,
+    ):  # a broker, but no district receiver behind it
+        assert watch(worker, False, 4.0, out, hint_after=1.0) == 0
+    said = out.getvalue().splitlines()
+    hints = [line for line in said if "is the receiver running?" in line]
+    assert len(hints) == 1, said
+    assert hints[0].startswith("posko sync: the district is not acknowledging")
+    online = [line for line in said if line.endswith(", online")]
+    assert len(online) <= 3, said  # not one "acknowledged up to 0 … online" per second
+
+
+@pytest.mark.slow
+def test_sync_command_says_each_connection_failure_in_one_line(tmp_path: Path) -> None:
+    backlog(tmp_path / "pi", 10)
+    port = free_port()  # nobody listens there
+    result = posko(
+        tmp_path / "pi", "sync", "--broker", f"127.0.0.1:{port}", "--timeout", "2.5", timeout=30
+    )
+    lines = result.stderr.splitlines()
+    assert result.returncode == 0
+    assert all(line.startswith("posko sync: ") for line in lines), lines
+    assert "[Errno" not in result.stderr
+    failures = [line for line in lines if "cannot connect" in line]
+    assert failures and all(line.endswith("connection refused; trying again") for line in failures)

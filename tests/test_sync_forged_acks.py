@@ -128,7 +128,7 @@ def test_forged_retained_ack_does_not_let_sync_claim_it_drained(
         assert store.acked == 300
     status = run_posko(data, "status", "--json")
     assert json.loads(status.stdout)["acks_ignored"]["by_reason"] == {"unsigned": 1}
-    assert "1 IGNORED (unsigned 1)" in run_posko(data, "status").stdout
+    assert "1 ack IGNORED (unsigned 1)" in run_posko(data, "status").stdout
     district()  # the district is back: 301-500 still reach it, exactly once
     again = run_posko(
         data, "sync", "--broker", broker.address, "--until-drained", "--timeout", "60",

@@ -114,3 +114,35 @@ def test_web_every_page_resolves_its_words(
         html = screen.get(path).get_data(as_text=True)
         body = re.sub(r'(href|src|action|data-[a-z-]+)="[^"]*"', "", html)
         assert not key_like.search(body), (path, key_like.search(body))
+
+
+def test_web_indonesian_pages_say_catatan_and_write_decimal_commas(
+    open_post: Callable[..., Post], clock: VirtualClock
+) -> None:
+    screen = Screen(open_post([36.6, 38.2, 37.9, 36.4]))
+    screen.press("masuk_warga")  # 36.6
+    screen.press("masuk_pendatang")  # 38.2: waits
+    clock.advance(301)
+    screen.post_form("/recheck/2", as_json=True)  # 37.9: refused
+    screen.press("masuk_warga")
+    pages = ["/", "/live/panel", "/visitors", "/report", "/history", "/event/2", "/event/3"]
+    pages += ["/referrals/2", "/nowhere"]
+    for path in pages:
+        html = screen.get(path).get_data(as_text=True)
+        assert "kejadian" not in html.lower(), path
+        assert not re.search(r"\d\.\d\s*°", html), (path, re.search(r".{20}\d\.\d\s*°", html))
+    assert "36,6" in screen.text("/") and "38,2" in screen.text("/report")
+    assert "≥ 37,3 °C" in screen.text("/report")
+    screen.get("/lang/en")
+    assert "38.2" in screen.text("/report") and "38,2" not in screen.text("/report")
+    csv_text = screen.text("/export.csv")
+    assert "38.2" in csv_text and "38,2" not in csv_text  # spreadsheets read the dot
+
+
+def test_web_catalog_gives_each_meaning_its_own_word() -> None:
+    words = load_catalogs()["id"]
+    assert words["button.batal"] != words["form.cancel"]  # void the last press / leave a form
+    assert words["button.masuk_warga"].split()[0] != words["admin.enter"]  # entry / sign in
+    text = " ".join(words.values()).lower()
+    for wrong in ("kejadian", "tekanan", "antre kirim", "stasiun"):
+        assert wrong not in text, wrong

@@ -56,7 +56,8 @@ def test_web_every_button_does_what_the_physical_one_does(screen: Screen) -> Non
     assert kinds == ["void", "out", "out", "in", "in"]
     html = screen.text("/")
     assert count(html, "out-visitor") == 0  # the voided exit no longer counts
-    assert count(html, "in-visitor") == 1 and count(html, "inside") == 1
+    assert count(html, "in-visitor") == 1
+    assert count(html, "inside") == 0  # the visitor (38.0) waits for a re-check: not inside
 
 
 def test_web_darurat_needs_the_hold_or_the_confirm_step(screen: Screen) -> None:
@@ -136,7 +137,7 @@ def test_web_status_shows_sync_store_and_untrusted_clock(
 ) -> None:
     screen.press("masuk_warga")
     html = screen.text("/live/panel")
-    assert "Sinkron belum diatur · 1 antre kirim" in html
+    assert "Sinkron belum diatur · 1 belum terkirim" in html
     assert "Penyimpanan OK" in html and "Jam belum tepercaya" not in html
     clock._state = "unsynced"
     assert "Jam belum tepercaya" in screen.text("/live/panel")

@@ -84,7 +84,7 @@ def test_web_report_shows_figures_chart_and_referral(screen: Screen) -> None:
     html = screen.text(f"/report?date={TODAY}")
     assert 'id="r-in-resident">3<' in html and 'id="r-refusals">1<' in html
     assert "<svg" in html and 'class="res"' in html  # the server-rendered chart
-    assert "#2" in html and "38.2" in html and "37.6" in html  # both readings of the referral
+    assert "#2" in html and "38,2" in html and "37,6" in html  # both readings, decimal comma
     assert '<script src="http' not in html  # nothing from a CDN
 
 
@@ -153,12 +153,12 @@ def test_web_history_huge_page_shows_the_last_page(screen: Screen) -> None:
 
 
 def test_web_history_of_an_empty_day(screen: Screen) -> None:
-    assert "Tidak ada kejadian" in screen.text("/history?date=1999-12-31")
+    assert "Tidak ada catatan" in screen.text("/history?date=1999-12-31")
 
 
 def test_web_event_detail_and_unknown_events(screen: Screen) -> None:
     html = screen.text("/event/2")
-    assert "Masuk Pendatang" in html and "38.2" in html
+    assert "Masuk Pendatang" in html and "38,2" in html
     assert 'href="/event/8"' in html  # the re-check points back at it
     for seq in ("0", "999", "99999999999999999999"):
         assert screen.get(f"/event/{seq}").status_code == 404

@@ -172,3 +172,91 @@ def test_web_visitor_form_check_never_passes_bad_values(form: dict[str, Any]) ->
     assert len(data.get("purpose", "")) <= 120
     assert 0 <= data.get("stay_days", 0) <= 90
     assert data.get("nik", "0" * 16).isdigit() and len(data.get("nik", "0" * 16)) == 16
+
+
+# -- a visitor's whole visit: inside, waiting, refused, left ------------------------------
+
+
+def _inside(screen: Screen) -> dict[str, int]:
+    """Visitors inside as the tile, the list, the report and /api/summary each say it."""
+    html = screen.text("/")
+    tile = int(html.split('id="c-inside">')[1].split("<")[0])
+    page = screen.text("/visitors")
+    listed = sum(
+        page.split(f'id="{name}"')[1].split("</ul>")[0].count('class="visitor ')
+        for name in ("present", "overdue")
+    )
+    report = screen.text("/report").split(">", 1)[1]
+    summary = screen.get("/api/summary").json
+    assert summary is not None
+    row = report.split(f"{'Pendatang di dalam'}</th><td>")[1].split("<")[0]
+    return {"tile": tile, "list": listed, "report": int(row), "api": summary["visitors_inside"]}
+
+
+def test_web_visitor_waiting_for_recheck_or_refused_is_not_inside(
+    open_post: Callable[..., Post], clock: VirtualClock
+) -> None:
+    screen = Screen(open_post([36.6, 38.0, 38.4]))
+    screen.press("masuk_pendatang")  # seq 1: 36.6, inside
+    screen.press("masuk_pendatang")  # seq 2: 38.0, waits for a re-check
+    assert set(_inside(screen).values()) == {1}
+    waiting = screen.text("/visitors").split('id="waiting"')[1].split("</ul>")[0]
+    assert 'data-seq="2"' in waiting
+    clock.advance(301)
+    assert screen.post_form("/recheck/2", as_json=True).json["pattern"] == "refused"  # type: ignore[index]
+    assert set(_inside(screen).values()) == {1}
+    refused = screen.text("/visitors").split('id="refused"')[1].split("</ul>")[0]
+    assert 'data-seq="2"' in refused and "Catat tindak lanjut" in refused
+    clock.advance(25 * 3600)  # the refused visitor never turns "overdue"
+    overdue = screen.text("/visitors").split('id="overdue"')[1].split("</ul>")[0]
+    assert 'data-seq="1"' in overdue and 'data-seq="2"' not in overdue
+
+
+def test_web_physical_keluar_pendatang_takes_the_one_inside_longest(
+    guard: Callable[..., Any],
+) -> None:
+    g = guard([36.6])
+    g.press("masuk_pendatang")  # seq 1
+    g.press("masuk_pendatang")  # seq 2
+    out = g.press("keluar_pendatang")
+    assert out.event is not None and out.event["ref"] == 1  # the screen shows "→ #1"
+    screen = Screen(g.post)
+    assert set(_inside(screen).values()) == {1}
+    present = screen.text("/visitors").split('id="present"')[1].split("</ul>")[0]
+    assert 'data-seq="2"' in present and 'data-seq="1"' not in present
+    rows = screen.text("/live/panel")
+    assert f'data-seq="{out.event["seq"]}"' in rows and "→ #1" in rows
+
+
+def test_web_keluar_pendatang_on_screen_lets_the_guard_pick(screen: Screen) -> None:
+    screen.press("masuk_pendatang")  # seq 2; seq 1 entered first (the fixture)
+    screen.post_form("/visitors/2", {"name": "Wati"})  # seq 3
+    picker = screen.text("/visitors/leaving")
+    assert picker.index('data-seq="1"') < picker.index('data-seq="2"')  # longest inside first
+    assert "Wati" in picker
+    answer = screen.post_form("/visitors/2/out", as_json=True)
+    assert answer.status_code == 200 and answer.json is not None
+    assert "Wati" in answer.json["message"] and "#2" in answer.json["message"]
+    event = screen.post.store.get(answer.json["seq"])
+    assert event is not None and event["kind"] == Kind.OUT and event["ref"] == 2
+    assert set(_inside(screen).values()) == {1}
+    assert 'data-seq="2"' not in screen.text("/visitors/leaving")
+    again = screen.post_form("/visitors/2/out", as_json=True)  # already gone: nothing stored
+    assert again.status_code == 409 and screen.post.store.last_seq == event["seq"]
+
+
+def test_web_visitor_of_yesterday_still_inside_counts_today(
+    screen: Screen, clock: VirtualClock
+) -> None:
+    clock.advance(20 * 3600)  # the next day, 04:00
+    screen.press("masuk_warga")
+    assert set(_inside(screen).values()) == {1}
+
+
+def test_web_old_exit_without_a_name_closes_the_longest_visit(screen: Screen) -> None:
+    screen.press("masuk_pendatang")  # seq 2
+    moment = screen.post.clock.now()
+    screen.post.store.append(Kind.OUT, moment=moment, who="visitor")  # as before issue 10
+    screen.press("masuk_warga")  # a new event, so that the figures are read again
+    present = screen.text("/visitors").split('id="present"')[1].split("</ul>")[0]
+    assert 'data-seq="2"' in present and 'data-seq="1"' not in present

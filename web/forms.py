@@ -1,4 +1,5 @@
-"""The page's two forms, checked on the server: visitor details and the admin's settings.
+"""The page's forms, checked on the server: visitor details, the follow-up of a refusal,
+and the admin's settings.
 
 Both return clean values plus errors as catalog keys per field; nothing from a form reaches
 the store or the configuration unchecked. Settings go through `edge.config` exactly like
@@ -15,6 +16,7 @@ from typing import Any
 
 from edge.config import Config, parse_text
 from edge.settings import BY_KEY
+from edge.tally import REFERRAL_OUTCOMES
 from sensors.errors import ConfigError
 from web.overrides import PAGE_KEYS
 
@@ -23,6 +25,7 @@ VISITOR_FIELDS = (*TEXT_FIELDS, "stay_days", "phone", "nik")
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,19}$")
 NIK = re.compile(r"^[0-9]{16}$")
 MAX_STAY_DAYS = 90
+CONTACT_MAX = 80
 SETTING_TEXT_MAX = 100
 
 
@@ -69,6 +72,21 @@ def visitor_details(
     if not data and not errors:
         errors["name"] = "form.empty"
     return data, errors
+
+
+def referral_follow_up(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(data for the follow-up note of a refusal, errors by field): where the person went
+    (one of REFERRAL_OUTCOMES) and a contact (a phone number, or who took them)."""
+    outcome = form.get("referral", "")
+    contact = _clean(form.get("contact", ""))
+    errors: dict[str, str] = {}
+    if outcome not in REFERRAL_OUTCOMES:
+        errors["referral"] = "referral.pick"
+    if len(contact) > CONTACT_MAX:
+        errors["contact"] = "form.too_long"
+    if errors:
+        return {}, errors
+    return {"referral": outcome, "contact": contact}, {}
 
 
 def settings_values(config: Config) -> dict[str, Any]:

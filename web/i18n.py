@@ -1,7 +1,8 @@
 """The page's words in Bahasa Indonesia (default) and English, from `web/i18n/<lang>.json`.
 
-Templates call `t("key", name=value)`; the language is the browser's choice (a cookie set
-by the language link) or else the post's `web.language`. Both catalogs hold the same keys.
+Templates call `t("key", name=value)` and write numbers with `|dec` (36,6 in Indonesian,
+36.6 in English); the language is the browser's choice (a cookie set by the language link)
+or else the post's `web.language`. Both catalogs hold the same keys.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def init_app(app: Flask, default_language: Callable[[], str]) -> None:
     """Load the catalogs and give templates `t`, `lang` and `languages`."""
     app.extensions["i18n"] = {"catalogs": load_catalogs(), "default": default_language}
     app.jinja_env.globals["t"] = translate  # a global, so that imported macros have it too
+    app.jinja_env.filters["dec"] = decimal
 
     @app.context_processor
     def words() -> dict[str, Any]:
@@ -48,3 +50,14 @@ def translate(key: str, **values: Any) -> str:
     catalogs = current_app.extensions["i18n"]["catalogs"]
     text = catalogs[language()].get(key) or catalogs[LANGUAGES[0]].get(key) or key
     return text.format(**values) if values else text
+
+
+def decimal(value: Any, digits: int = 1) -> str:
+    """A number as the page's language writes it: "36,6" in Indonesian, "36.6" in English
+    ("" for none; text such as "36.6" from `web.present` is taken as the number it shows)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value:.{digits}f}"
+    text = str(value)
+    return text.replace(".", ",") if language() == "id" else text

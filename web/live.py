@@ -53,6 +53,14 @@ class Hub:
             with contextlib.suppress(queue.Full):
                 q.put_nowait(event["seq"])
 
+    def nudge(self) -> None:
+        """Tell the pages to look again although nothing was stored (a press was lost)."""
+        with self._lock:
+            targets, seq = list(self._queues), self.last_seq
+        for q in targets:
+            with contextlib.suppress(queue.Full):
+                q.put_nowait(seq)
+
     def open(self, gone: Callable[[], bool] | None = None) -> Stream | None:
         """A new stream, or None when the bound is reached or the hub is closed. `gone`
         says whether the page went away (waitress's `waitress.client_disconnected`)."""

@@ -12,9 +12,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.events import Event, Kind, mask_nik, parse_time
+from edge.clock import MANUAL
+from edge.events import Event, Kind, is_handled, mask_nik, parse_time
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Network time, or a time the coordinator set on the page (weaker: the status chip says so).
+TRUSTED_CLOCKS = ("synced", MANUAL)
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Row:
     seq: int
     time: str  # local HH:MM:SS
     label: str  # catalog key, e.g. "event.in.resident"
-    temp: str  # "36.6" or ""
+    temp: str  # "36.6" or "" (templates write it with `|dec`: 36,6 in Indonesian)
     screening: str  # "normal", "recheck", "refused", "fault" or ""
     ref: int | None
     voided: bool
@@ -38,6 +41,10 @@ def label_key(event: Event) -> str:
     kind = event["kind"]
     if kind in (Kind.IN, Kind.OUT, Kind.RECHECK) and event.get("who"):
         return f"event.{kind}.{event['who']}"
+    if kind == Kind.NOTE and "referral" in (event.get("data") or {}):
+        return "event.note.referral"
+    if is_handled(event):
+        return "event.handled"  # the note that closes an emergency
     return f"event.{kind}"
 
 
@@ -56,7 +63,7 @@ def row(event: Event, zone: ZoneInfo, cancelled: set[int] | frozenset[int]) -> R
         screening=event.get("screening") or "",
         ref=event.get("ref"),
         voided=event["seq"] in cancelled,
-        trusted=event.get("clock") == "synced",
+        trusted=event.get("clock") in TRUSTED_CLOCKS,
         photo=bool(event.get("photo")),
         kind=event["kind"],
         who=event.get("who") or "",

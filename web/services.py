@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from edge.config import Config
 from edge.health import Health, check
 from edge.post import Post
+from web.alarms import Alarms
 from web.figures import Figures
 from web.live import Hub
 from web.options import PageOptions
@@ -29,7 +30,7 @@ HealthCheck = Callable[[], Health]
 
 
 class PoskoWeb:
-    """The post, its figures, the live hub, the visitor book and the admin PIN."""
+    """The post, its figures, the live hub, the visitor book, the alarms and the admin PIN."""
 
     def __init__(
         self, post: Post, *, health: HealthCheck | None = None, sync: SyncState | None = None
@@ -43,6 +44,7 @@ class PoskoWeb:
         self.figures = Figures(post.store)
         self.visitors = VisitorBook(post.store)
         self.hub = Hub(lambda: self.page_options.sse_max_streams)
+        self.alarms = Alarms(post.store, post.station, on_change=self.hub.nudge)
         self.pin = AdminPin(post.data_dir)
         self.on_reconfigure: list[Callable[[Config], None]] = []
 
@@ -50,10 +52,14 @@ class PoskoWeb:
         app.extensions["posko"] = self
         self.post.station.subscribe(self.hub.publish)
         self.post.station.subscribe(self.visitors.apply)
+        self.post.station.subscribe(self.alarms.apply)
+        self.post.station.watch(self.alarms.watch)
 
     def close(self) -> None:
         self.post.station.unsubscribe(self.hub.publish)
         self.post.station.unsubscribe(self.visitors.apply)
+        self.post.station.unsubscribe(self.alarms.apply)
+        self.alarms.close()
         self.hub.close()
 
     @property

@@ -31,7 +31,6 @@ from sensors.thermometer import Thermometer
 from web.overrides import load_overrides, save_overrides
 
 KEY = "thermometer.offset_c"
-SPREAD_WARN_C = 0.5
 _SECTION = re.compile(r"^\s*\[\s*thermometer\s*\]\s*(#.*)?$")
 _ANY_SECTION = re.compile(r"^\s*\[")
 _OFFSET = re.compile(r"^(?P<head>\s*offset_c\s*=\s*)(?P<value>[^#\s]*)(?P<tail>\s*(#.*)?)$")
@@ -116,7 +115,19 @@ def check_range(calibration: Calibration) -> None:
         )
 
 
-def report(calibration: Calibration, config_path: Path) -> str:
+def check_spread(calibration: Calibration, limit: float, force: bool) -> None:
+    """Refuse readings that disagree with each other: their median is not a measurement."""
+    if calibration.spread <= limit or force:
+        return
+    raise CalibrationRefused(
+        f"the readings spread over {calibration.spread:.2f} °C "
+        f"({' '.join(f'{v:.2f}' for v in calibration.readings)}), more than the "
+        f"{limit:.2f} °C that thermometer.calibration_spread_c allows: hold the sensor and the "
+        "target still and measure again (or add --force); nothing was changed"
+    )
+
+
+def report(calibration: Calibration, config_path: Path, limit: float) -> str:
     """Before and after, for the technician to confirm."""
     c = calibration
     faults = f" ({len(c.faults)} fault(s) rejected: {', '.join(c.faults)})" if c.faults else ""
@@ -129,7 +140,7 @@ def report(calibration: Calibration, config_path: Path) -> str:
         f"after       {c.shown(c.offset_c):.2f} °C with offset {c.offset_c:+.2f} (new)",
         f"config      {config_path}",
     ]
-    if c.spread > SPREAD_WARN_C:
+    if c.spread > limit:
         lines.append(
             f"warning     the readings spread over {c.spread:.2f} °C: hold the sensor and "
             "the target still and consider measuring again"
@@ -202,16 +213,20 @@ def calibrate(
     readings: int = 5,
     technician: Technician | None = None,
     out: TextIO | None = None,
+    force: bool = False,
 ) -> Calibration | None:
-    """Measure, show, confirm, save and record; None when the technician declines."""
+    """Measure, show, confirm, save and record; None when the technician declines.
+    Readings spread wider than `thermometer.calibration_spread_c` are refused unless `force`."""
     technician = technician or Technician()
     out = out or sys.stdout
     # Holding the store also keeps the station from starting meanwhile.
     with open_store(config, "calibration", create=True) as store:
         technician.say(f"reading the sensor {readings} times: hold it on the target…")
         result = take_readings(thermometer, readings, reference, config)
+        limit = config.thermometer.calibration_spread_c
         check_range(result)
-        print(report(result, config_path), file=out, flush=True)
+        print(report(result, config_path, limit), file=out, flush=True)
+        check_spread(result, limit, force)
         if not technician.ask(f"save offset_c = {result.offset_c:.2f} to {config_path}?"):
             technician.say("nothing was changed")
             return None
@@ -264,6 +279,7 @@ def cmd_calibrate(config: Config, args: argparse.Namespace) -> int:
             thermometer=thermometer,
             readings=args.readings,
             technician=Technician(yes=args.yes),
+            force=args.force,
         )
     finally:
         thermometer.close()
@@ -306,6 +322,12 @@ def register(commands: Any) -> None:
         "--readings", type=int, default=5, metavar="N", help="sensor readings to take"
     )
     parser.add_argument("--yes", action="store_true", help="save without asking to confirm")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="save even when the readings spread over more than "
+        "thermometer.calibration_spread_c (default 0.5 °C)",
+    )
     parser.add_argument(
         "--mock",
         action="store_true",

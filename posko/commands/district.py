@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from district.export import WRITERS, export
 from district.report import DEFAULT_ZONE
-from district.server import district_link
+from district.retention import Retention
 from district.storage import QuarantineLimits
 from edge.config import Config
-from posko.runtime import DistrictRuntime
 from posko.stopping import StopSignal
 from sensors.errors import PoskoError
 from sync.codec import MAX_PAYLOAD
@@ -30,6 +29,13 @@ from sync.signing import Signer, keygen
 log = logging.getLogger(__name__)
 
 QUARANTINE = QuarantineLimits()
+RETENTION = Retention()
+RETENTION_FLAGS = (  # flag, Retention field, what it keeps
+    ("--visitor-days", "visitor_days", "visitors' details (name, origin, phone, referral)"),
+    ("--nik-days", "nik_days", "NIKs (from posts that send them)"),
+    ("--events-days", "events_days", "whole events (times, temperatures, verdicts)"),
+    ("--quarantine-days", "quarantine_days", "refused payloads (their counts stay)"),
+)
 
 
 def register(commands: Any) -> None:
@@ -79,13 +85,14 @@ def _add_run(sub: Any) -> None:
         help=f"largest batch accepted (default {MAX_PAYLOAD})",
     )
     run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
-    run.add_argument(
-        "--quarantine-days",
-        type=int,
-        default=QUARANTINE.days,
-        metavar="DAYS",
-        help="keep refused payloads this many days (default %(default)s); their counts stay",
-    )
+    for flag, field, what in RETENTION_FLAGS:
+        run.add_argument(
+            flag,
+            type=int,
+            default=getattr(RETENTION, field),
+            metavar="DAYS",
+            help=f"keep {what} this many days (default %(default)s; docs/privacy.md)",
+        )
     run.add_argument(
         "--quarantine-rows",
         type=int,
@@ -129,11 +136,19 @@ def _add_export(sub: Any) -> None:
     export.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last day")
     export.add_argument("--format", choices=tuple(WRITERS), required=True)
     export.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the days")
+    export.add_argument(
+        "--show-nik",
+        action="store_true",
+        help="write full NIKs (masked by default); the choice is logged",
+    )
     export.set_defaults(handler=export_district, fail=export.error)
 
 
 def run_district(config: Config, args: argparse.Namespace) -> int:
     """Receive (and serve the page) until SIGTERM or Ctrl-C; `config` is the post's, unused."""
+    # Imported here: the receiver, its page and Flask would slow every other command.
+    from district.server import district_link
+    from posko.runtime import DistrictRuntime
 
     zone = _zone(args)
     web = _address(args, args.web, "--web") if args.web else None
@@ -148,9 +163,12 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         key_file=args.key_file,
     )
     signer = Signer.from_file(args.signing_key) if args.signing_key else None
-    if args.quarantine_days < 1 or args.quarantine_rows < 1:
-        args.fail("--quarantine-days and --quarantine-rows must be at least 1")
-    quarantine = replace(QUARANTINE, days=args.quarantine_days, rows=args.quarantine_rows)
+    if args.quarantine_rows < 1:
+        args.fail("--quarantine-rows must be at least 1")
+    quarantine = replace(QUARANTINE, rows=args.quarantine_rows)
+    keep = Retention(**{field: getattr(args, field) for _, field, _ in RETENTION_FLAGS})
+    if problems := keep.problems():
+        args.fail("; ".join(problems))
     service = DistrictRuntime(
         args.db,
         link,
@@ -160,6 +178,7 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         zone=zone.key,
         signer=signer,
         quarantine=quarantine,
+        keep=keep,
     )
     with StopSignal() as stop, service:
         print(f"posko: {service.describe()}", file=sys.stderr, flush=True)
@@ -186,7 +205,7 @@ def export_district(config: Config, args: argparse.Namespace) -> int:
     if first > last:
         args.fail(f"--from {first} is after --to {last}")
     days = (first, last) if (args.first or args.last) else None
-    export(args.db, sys.stdout, fmt=args.format, zone=zone, days=days)
+    export(args.db, sys.stdout, fmt=args.format, zone=zone, days=days, show_nik=args.show_nik)
     return 0
 
 

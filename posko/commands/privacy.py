@@ -20,6 +20,8 @@ from sensors.errors import PoskoError, UsageError
 
 log = logging.getLogger(__name__)
 
+NIK_DIGITS = 16  # Nomor Induk Kependudukan
+
 
 class PrivacyError(PoskoError):
     """A privacy request that cannot be carried out as asked."""
@@ -54,17 +56,24 @@ def register(commands: Any) -> None:
 def _add_selectors(parser: argparse.ArgumentParser, *, seq: bool) -> None:
     if seq:
         parser.add_argument(
-            "--seq", type=int, action="append", default=[], metavar="N", help="a visitor record"
+            "--seq",
+            type=int,
+            action="append",
+            default=[],
+            metavar="N",
+            help="a visitor: the number the Pendatang page shows (#N), or a record's seq "
+            "from `posko privacy find`",
         )
     parser.add_argument("--name", metavar="TEXT", help="part of the name (any case)")
-    parser.add_argument("--nik", metavar="DIGITS", help="the 16-digit NIK")
+    parser.add_argument("--nik", metavar="DIGITS", help=f"the {NIK_DIGITS}-digit NIK")
 
 
 def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
     if not (args.name or args.nik or getattr(args, "seq", None)):
-        raise UsageError("say whose records: --name TEXT or --nik DIGITS (or --seq N)")
-    if args.nik is not None and not (args.nik.isascii() and args.nik.isdigit()):
-        raise UsageError("--nik takes digits only")
+        also = " (or --seq N)" if args.action == "erase" else ""
+        raise UsageError(f"say whose records: --name TEXT or --nik DIGITS{also}")
+    if args.nik is not None:
+        _check_nik(args.nik)
     if not config.post.data_dir.is_dir():
         raise PrivacyError(f"no data directory at {config.post.data_dir}")
     if args.action == "find":
@@ -75,16 +84,30 @@ def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
     return _erase(config, args)
 
 
+def _check_nik(nik: str) -> None:
+    """A NIK is exactly 16 digits; a part of one would match nobody, silently."""
+    if not (nik.isascii() and nik.isdigit()):
+        raise UsageError("--nik takes digits only")
+    if len(nik) != NIK_DIGITS:
+        size = "too short" if len(nik) < NIK_DIGITS else "too long"
+        raise UsageError(
+            f"--nik {nik} is {size}: a NIK has {NIK_DIGITS} digits, this one {len(nik)} "
+            "(to search by part of a name, use --name)"
+        )
+
+
 def table(events: list[Event], store: EventStore) -> str:
+    """One line per record: the visitor's number on the Pendatang page, then the record."""
     if not events:
         return "no visitor records match"
-    lines = [f"{'seq':>8}  {'time':16}  {'NIK':16}  name"]
+    lines = [f"{'visitor':>8}  {'record':>8}  {'time':16}  {'NIK':16}  name"]
     for event in events:
         local = parse_time(event["time"]).astimezone(store.zone).strftime("%Y-%m-%d %H:%M")
         data = event["data"]
+        visitor = f"#{event['ref']}" if event.get("ref") is not None else "-"
         lines.append(
-            f"{event['seq']:>8}  {local:16}  {mask_nik(data.get('nik')) or '-':16}  "
-            f"{data.get('name', '-')}"
+            f"{visitor:>8}  {event['seq']:>8}  {local:16}  "
+            f"{mask_nik(data.get('nik')) or '-':16}  {data.get('name', '-')}"
         )
     return "\n".join(lines)
 
@@ -95,11 +118,14 @@ def table(events: list[Event], store: EventStore) -> str:
 def _erase(config: Config, args: argparse.Namespace) -> int:
     with open_store(config, "erasing") as store:
         found = matches(visitor_records(store), args.name, args.nik, args.seq)
-        missing = sorted(set(args.seq) - {e["seq"] for e in found})
+        known = {e["seq"] for e in found} | {e.get("ref") for e in found}
+        missing = sorted(set(args.seq) - known)
         if missing:
             raise PrivacyError(
-                "not a visitor record holding personal details: "
+                "no visitor details are held for "
                 + ", ".join(f"#{s}" for s in missing)
+                + " (give the number the Pendatang page shows, or one `posko privacy find` "
+                "lists)"
             )
         if not found:
             print("no visitor records match; nothing erased")

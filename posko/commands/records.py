@@ -20,11 +20,12 @@ from edge.events import Event
 from edge.export import with_nik_masked, write_csv, write_jsonl
 from edge.health import check
 from edge.simulate import simulate
-from edge.tally import summarize
 from posko.commands.run import refuse_production
+from posko.commands.words import local_time, plural
 from posko.datadir import open_for_reading
 from sensors.errors import UsageError
 from sync.acks import read_ignored, summary
+from web.figures import compute
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,10 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "pending": store.pending,
             "acked": store.acked,
             "last_sync": store.acked_at,
+            "last_sync_local": local_time(store.acked_at, store.zone),
             "acks_ignored": summary(read_ignored(store.data_dir)),
-            "today": {"date": today, **summarize(store.on_day(today))},
+            # The day report's own figures, so that the two never disagree.
+            "today": compute(today, store.on_day(today), store.zone).as_json(),
             "store": health.store,
             "health": {"ok": health.ok, "reasons": health.reasons},
             "clock": clock.state(),
@@ -144,11 +147,13 @@ def _status_text(r: dict[str, Any]) -> str:
         f"post        {r['post']} ({r['name']})",
         f"data        {r['data_dir']}  (station {running})",
         f"events      {r['events']} stored, last seq {r['last_seq']}",
-        f"sync        {r['pending']} waiting for the district (acknowledged up to "
-        f"{r['acked']}, last at {r['last_sync'] or 'never'})",
-        f"today       {t['date']}: {t['in']} in ({t['in_resident']} residents, "
-        f"{t['in_visitor']} visitors), {t['out']} out, {t['refused']} refused, "
-        f"{t['by_screening']['fault']} sensor faults",
+        f"sync        {plural(r['pending'], 'event')} waiting for the district "
+        f"(acknowledged up to seq {r['acked']}; last acknowledged: {r['last_sync_local']})",
+        f"today       {t['date']}: {t['in']} in ({plural(t['in_resident'], 'resident')}, "
+        f"{plural(t['in_visitor'], 'visitor')}), {t['out']} out",
+        f"screening   {plural(t['fevers'], 'fever')} (at or above the threshold), "
+        f"{t['refused']} refused, {plural(t['sensor_faults'], 'sensor fault')}",
+        f"alerts      {plural(t['emergencies'], 'emergency', 'emergencies')} (Darurat) today",
         *_acks_text(r["acks_ignored"]),
         f"store       {'healthy' if s['ok'] else 'UNAVAILABLE: ' + str(s['last_error'])}",
         f"clock       {r['clock']}",
@@ -156,7 +161,7 @@ def _status_text(r: dict[str, Any]) -> str:
     lines += [f"damage      {d}" for d in s["damage_found"]]
     if s["damaged_files_kept"]:
         lines.append(
-            f"set aside   {len(s['damaged_files_kept'])} damaged file(s) kept in "
+            f"set aside   {plural(len(s['damaged_files_kept']), 'damaged file')} kept in "
             f"{r['data_dir']}/damaged"
         )
     return "\n".join(lines)
@@ -169,7 +174,7 @@ def _acks_text(ignored: dict[str, Any]) -> list[str]:
     reasons = ", ".join(f"{k} {n}" for k, n in sorted(ignored["by_reason"].items()))
     last = ignored["last"] or {}
     when = f"; last at {last['time']}" if last.get("time") else ""
-    return [f"acks        {ignored['total']} IGNORED ({reasons}){when}"]
+    return [f"acks        {plural(ignored['total'], 'ack')} IGNORED ({reasons}){when}"]
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:

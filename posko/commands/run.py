@@ -11,14 +11,16 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.simulate import run_demo
 from edge.watchdog import Watchdog
-from posko.runtime import Runtime
 from posko.stopping import StopSignal
 from sensors.errors import UsageError
+
+if TYPE_CHECKING:
+    from posko.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ def refuse_production(config: Config, what: str) -> None:
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from posko.runtime import Runtime  # here: the whole station would slow other commands
+
     if args.demo:
         refuse_production(config, "--demo")
     with StopSignal() as stop, Runtime(config) as runtime:

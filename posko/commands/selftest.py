@@ -1,15 +1,13 @@
 """`posko selftest`: walk a technician through the post's hardware and print a pass/fail table.
 
 The hardware is built by the same code as the station (gpiozero buttons, `Feedback`,
-`open_thermometer`, `open_camera`) but no station runs and no event is written.
+`open_thermometer`, `open_camera`, `open_speaker`) but no station runs and no event is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -22,32 +20,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge.clock import kernel_clock_state
 from edge.config import Config
 from edge.post import open_thermometer
+from posko.commands.selftest_checks import (
+    FAIL,
+    PASS,
+    PI_MODEL,
+    SKIP,
+    WARN,
+    Check,
+    check_broker,
+    check_clock,
+    check_disk,
+    check_driver,
+    check_voice,
+    loud_warnings,
+)
 from posko.datadir import hold_data_dir
 from sensors.buttons import BUTTONS
 from sensors.camera import Camera, open_camera
 from sensors.feedback import Feedback
 from sensors.pins import pin_factory
+from sensors.speaker import Speaker
 from sensors.thermometer import Thermometer
 from sync.options import broker_address
 
-PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 LABELS = {name: name.replace("_", " ").title() for name in BUTTONS}  # "Masuk Warga"
-DISK_WARN_BYTES = 500 * 1024**2
-DISK_FAIL_BYTES = 50 * 1024**2
 SPREAD_WARN_C = 0.5  # one still forehead should not vary more than this
-BROKER_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True)
-class Check:
-    """One row of the table."""
-
-    check: str
-    result: str
-    detail: str
 
 
 class Technician:
@@ -252,43 +251,6 @@ def check_camera(camera: Camera | None) -> Check:
     return Check("camera", PASS, f"took a {size}-byte photo (deleted)")
 
 
-def check_broker(address: str, timeout: float = BROKER_TIMEOUT_S) -> Check:
-    """A TCP connection to the district broker (no MQTT session, nothing published)."""
-    if not address:
-        return Check("broker", SKIP, "mqtt.broker is not set")
-    host, _, port = address.rpartition(":")
-    started = time.monotonic()
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            took = (time.monotonic() - started) * 1000
-    except OSError as e:
-        return Check("broker", FAIL, f"cannot reach {address}: {e.strerror or e}")
-    return Check("broker", PASS, f"reached {address} in {took:.0f} ms")
-
-
-def check_clock(state: Callable[[], str] = kernel_clock_state) -> Check:
-    """Synchronised clock: pass; otherwise events carry an untrusted time."""
-    now = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    found = state()
-    if found == "synced":
-        return Check("clock", PASS, f"synchronised, {now}")
-    return Check("clock", WARN, f"{found}: {now} may be wrong (no network time, no RTC?)")
-
-
-def check_disk(data_dir: Path, warn: int = DISK_WARN_BYTES, fail: int = DISK_FAIL_BYTES) -> Check:
-    """Free space where the events are written."""
-    where = data_dir
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    free = shutil.disk_usage(where).free
-    detail = f"{free / 1024**2:,.0f} MB free in {where}"
-    if free < fail:
-        return Check("disk", FAIL, detail)
-    if free < warn:
-        return Check("disk", WARN, detail)
-    return Check("disk", PASS, detail)
-
-
 def run_checks(
     config: Config,
     bench: Bench,
@@ -297,6 +259,8 @@ def run_checks(
     timeout: float = 10.0,
     readings: int = 5,
     on_prompt: Callable[[str], None] | None = None,
+    speaker: Speaker | None = None,
+    pi_model: Path = PI_MODEL,
 ) -> list[Check]:
     """Every check in the order a technician walks the post."""
     pins = config.pins
@@ -304,6 +268,8 @@ def run_checks(
         on_prompt = lambda name: bench.press_later(pins[name])  # noqa: E731
     checks = check_buttons(bench, pins, technician, timeout, on_prompt)
     checks += check_outputs(bench, technician)
+    checks.append(check_voice(config, technician, speaker))
+    checks.append(check_driver(config, pi_model))
     technician.say(f"reading the thermometer {readings} times…")
     checks.append(check_thermometer(bench.thermometer, readings, bench.thermometer_error))
     checks.append(check_camera(bench.camera))
@@ -342,19 +308,32 @@ def selftest(
     thermometer: Thermometer | None = None,
     use_config: bool = True,
     out: TextIO | None = None,
+    speaker: Speaker | None = None,
+    pi_model: Path = PI_MODEL,
 ) -> int:
     """Hold the data dir, open the hardware, run every check, print; 0 when nothing failed."""
     with hold_data_dir(config.post.data_dir, "the self-test"):
         bench = open_bench(config, mock=mock, thermometer=thermometer, use_config=use_config)
         try:
-            checks = run_checks(config, bench, technician, timeout=timeout, readings=readings)
+            checks = run_checks(
+                config,
+                bench,
+                technician,
+                timeout=timeout,
+                readings=readings,
+                speaker=speaker,
+                pi_model=pi_model,
+            )
         finally:
             bench.close()
     ok = not any(c.result == FAIL for c in checks)
+    warnings = loud_warnings(checks)
+    for line in warnings:  # stderr: seen even when stdout is JSON for a script
+        technician.say(line)
     if as_json:
         text = json.dumps({"ok": ok, "checks": [asdict(c) for c in checks]}, ensure_ascii=False)
     else:
-        text = table(checks)
+        text = "\n".join([table(checks), *warnings])
     print(text, file=out or sys.stdout, flush=True)
     return 0 if ok else 1
 
@@ -378,10 +357,13 @@ def register(commands: Any) -> None:
     """The `selftest` subcommand."""
     parser = commands.add_parser(
         "selftest",
-        help="walk through the buttons, lights, buzzer, thermometer, camera, broker, clock, disk",
+        help="walk through the buttons, lights, buzzer, voice, thermometer, camera, broker, "
+        "clock, disk",
         description="Check the post's hardware with a technician at hand, over SSH if need "
         "be: press each button when asked, say whether each light and the buzzer "
-        "worked, then the thermometer is read several times, a test photo is taken "
+        "worked, a test phrase is spoken when voice.enabled, the thermometer's driver is "
+        "named (a WARNING when it is simulated on a Raspberry Pi) and the thermometer "
+        "is read several times, a test photo is taken "
         "and deleted, the district broker is reached, and the clock and the free "
         "disk are checked. Prints a table (or JSON) and exits 0 when nothing failed, "
         "1 otherwise. The station must be stopped first: it owns the pins.",

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from edge.clock import SystemClock
 from edge.config import Config
+from posko.commands.words import plural
 from posko.datadir import open_store
 from sync.options import SyncOptions, broker_address
 from sync.worker import SyncWorker
@@ -21,6 +25,9 @@ from sync.worker import SyncWorker
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0
+NO_ACK_HINT_S = 5.0  # online, batches sent, no ack for this long: the receiver may be down
+# The worker's own lines about connecting: `posko sync` says each failure itself, once.
+CONNECTION_LOGGERS = ("sync.worker", "sync.session")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,19 +71,52 @@ def sync_once(config: Config, args: argparse.Namespace) -> int:
                 f"posko sync: nothing waiting (acknowledged up to {store.acked})", file=sys.stderr
             )
             return 0
-        with SyncWorker(store, options, clock_state=SystemClock().state) as worker:
+        with (
+            quiet_connection_logs(not getattr(args, "verbose", False)),
+            SyncWorker(store, options, clock_state=SystemClock().state) as worker,
+        ):
             return watch(worker, args.until_drained, args.timeout, sys.stderr)
 
 
-def watch(worker: SyncWorker, until_drained: bool, timeout: float | None, out: TextIO) -> int:
+class _NoConnectionChatter(logging.Filter):
+    """Drops the worker's info and error lines (not warnings, not tracebacks)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        chatter = record.levelno in (logging.INFO, logging.ERROR) and not record.exc_info
+        return not chatter
+
+
+@contextmanager
+def quiet_connection_logs(quiet: bool) -> Iterator[None]:
+    """While `posko sync` prints each connection failure as one line of its own."""
+    loggers = [logging.getLogger(name) for name in CONNECTION_LOGGERS] if quiet else []
+    chatter = _NoConnectionChatter()
+    for logger in loggers:
+        logger.addFilter(chatter)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(chatter)
+
+
+def watch(
+    worker: SyncWorker,
+    until_drained: bool,
+    timeout: float | None,
+    out: TextIO,
+    *,
+    hint_after: float = NO_ACK_HINT_S,
+) -> int:
     """Print progress until drained, a fatal error, the timeout or Ctrl-C; the exit status."""
     store = worker.store
     start, acked0 = time.monotonic(), store.acked
-    print(
-        f"posko sync: {store.pending} events waiting for {worker.options.link.address}",
-        file=out,
-        flush=True,
-    )
+
+    def say(text: str) -> None:
+        print(f"posko sync: {text}", file=out, flush=True)
+
+    say(f"{plural(store.pending, 'event')} waiting for {worker.options.link.address}")
+    news = News(worker, hint_after)
     outcome = "interrupted"
     try:
         while True:
@@ -89,34 +129,85 @@ def watch(worker: SyncWorker, until_drained: bool, timeout: float | None, out: T
             if timeout is not None and time.monotonic() - start >= timeout:
                 outcome = "timeout"
                 break
-            print(progress(worker, start, acked0), file=out, flush=True)
+            for line in news.lines(start, acked0):
+                say(line)
     except KeyboardInterrupt:
         pass
-    print(progress(worker, start, acked0), file=out, flush=True)
+    say(progress(worker, start, acked0))
     messages = {
         "drained": f"every event is acknowledged (up to seq {store.acked})",
         "failed": f"stopped: {worker.fatal_error}",
-        "timeout": f"timed out after {timeout:g} s with {store.pending} events waiting"
+        "timeout": f"timed out after {timeout:g} s with {plural(store.pending, 'event')} waiting"
         if timeout
         else "",
-        "interrupted": f"interrupted with {store.pending} events waiting",
+        "interrupted": f"interrupted with {plural(store.pending, 'event')} waiting",
     }
-    print(f"posko sync: {messages[outcome]}", file=out, flush=True)
+    say(messages[outcome])
     if outcome == "drained":
         return 0
     return 1 if until_drained or outcome == "failed" else 0
+
+
+class News:
+    """What is new since the last look: each failed connection once, progress when it
+    changed, and once a hint when the broker takes batches but the district never answers."""
+
+    def __init__(self, worker: SyncWorker, hint_after: float) -> None:
+        self.worker = worker
+        self.hint_after = hint_after
+        self.failures = worker.failures
+        self.shown: tuple[object, ...] = ()
+        self.acked = worker.store.acked
+        self.silent_since: float | None = None
+        self.hinted = False
+
+    def lines(self, start: float, acked0: int) -> list[str]:
+        worker, lines = self.worker, []
+        if worker.failures != self.failures:
+            self.failures = worker.failures
+            lines.append(f"{readable(worker.last_error)}; trying again")
+        hint = self._hint()
+        if hint:
+            lines.append(hint)
+        stats, store = worker.outbox.stats, worker.store
+        figures = (stats.events, stats.resent, store.acked, store.last_seq, worker.state)
+        if figures != self.shown and not hint:
+            self.shown = figures
+            lines.append(progress(worker, start, acked0))
+        return lines
+
+    def _hint(self) -> str | None:
+        """Once: online, batches sent, and no ack for `hint_after` seconds."""
+        worker, now = self.worker, time.monotonic()
+        if worker.store.acked != self.acked or worker.state != "online":
+            self.acked, self.silent_since = worker.store.acked, None
+            return None
+        if not worker.outbox.stats.batches or self.hinted:
+            return None
+        if self.silent_since is None:
+            self.silent_since = now
+        if now - self.silent_since < self.hint_after:
+            return None
+        self.hinted = True
+        return (
+            "the district is not acknowledging — is the receiver running? (the broker at "
+            f"{worker.options.link.address} took {plural(worker.outbox.stats.batches, 'batch')}; "
+            f"nothing acknowledged for {now - self.silent_since:.0f} s)"
+        )
+
+
+def readable(error: str | None) -> str:
+    """An error for one line: "[Errno 111] Connection refused" reads as "connection refused"."""
+    return re.sub(r"\[Errno -?\d+\] (\w)", lambda m: m[1].lower(), error or "connection failed")
 
 
 def progress(worker: SyncWorker, start: float, acked0: int) -> str:
     store, stats = worker.store, worker.outbox.stats
     elapsed = max(time.monotonic() - start, 1e-6)
     rate = (store.acked - acked0) / elapsed
-    line = (
-        f"posko sync: sent {stats.events} events in {stats.batches} batches "
+    return (
+        f"sent {plural(stats.events, 'event')} in {plural(stats.batches, 'batch')} "
         f"({stats.resent} resent, {stats.payload_bytes} bytes), acknowledged up to "
         f"{store.acked} of {store.last_seq} ({store.pending} waiting), {rate:.0f} events/s, "
         f"{worker.state}"
     )
-    if worker.last_error and worker.state != "online":
-        line += f" ({worker.last_error})"
-    return line

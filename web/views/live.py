@@ -1,4 +1,5 @@
-"""The live view: today's counts, the latest screening, the last 20 events, the buttons.
+"""The live view: today's counts, the latest screening, the last 20 events, the buttons,
+and the alarms that take over the screen (an open emergency, a press not stored).
 
 `/live/panel` renders the changing part alone; the page fetches it when the stream
 (`/live/stream`) says an event was stored, or every few seconds when it has no stream.
@@ -21,10 +22,12 @@ from flask import (
     url_for,
 )
 
+from edge.clock import MANUAL
 from edge.events import Event, Screening
 from edge.station import Outcome
 from edge.tally import PendingRecheck, voided
 from sensors.buttons import BUTTONS, Press
+from web.alarms import StoreFailure, handled_note
 from web.i18n import translate
 from web.present import label_key, local, row
 from web.services import posko
@@ -33,6 +36,7 @@ from web.views import now, submit, today, wants_json
 bp = Blueprint("live", __name__)
 
 RECENT = 20
+HANDLED_HOLD_S = 2.0  # "handled" needs a deliberate hold, never a tap
 ENTRY_BUTTON = {"resident": "masuk_warga", "visitor": "masuk_pendatang"}
 BANNER = {
     Screening.NORMAL: "normal",
@@ -77,6 +81,27 @@ def press() -> Any:
 @bp.get("/darurat")
 def darurat() -> str:
     return render_template("darurat.html")
+
+
+@bp.post("/darurat/handled")
+def handled() -> Any:
+    """A guard held "handled" on the emergency screen: close the open emergency."""
+    if request.form.get("hold") != "1":
+        abort(400)  # the hold on the screen, or the confirm page
+    seq = request.form.get("seq", type=int)
+    emergency = posko().alarms.emergency
+    if emergency is None or emergency["seq"] != seq:
+        return _refuse("alarm.emergency.stale")  # handled meanwhile, or a newer one came
+    return _answer(submit(handled_note(emergency["seq"])))
+
+
+@bp.get("/darurat/handled")
+def handled_confirm() -> Any:
+    """The confirm step for a browser without JavaScript (no hold possible)."""
+    emergency = posko().alarms.emergency
+    if emergency is None:
+        return redirect(url_for("live.index"))
+    return render_template("darurat.html", handled=emergency["seq"])
 
 
 @bp.post("/recheck/<int:seq>")
@@ -130,6 +155,8 @@ def live_context() -> dict[str, Any]:
     cancelled = voided(recent)
     pending = _pending(post.station.pending, moment)
     sync = services.sync_state()
+    clock_state = post.clock.state()
+    set_at = getattr(post.clock, "set_at", lambda: None)() if clock_state == MANUAL else None
     return {
         "figures": figures,
         "rows": [row(e, store.zone, cancelled) for e in recent],
@@ -138,9 +165,53 @@ def live_context() -> dict[str, Any]:
         "sync": sync,
         "sync_last": _when(sync.get("last_sync"), store.zone),
         "store_ok": store.health()["ok"],
-        "clock_trusted": post.clock.state() == "synced",
+        "clock_trusted": clock_state in ("synced", MANUAL),
+        "clock_set_at": "" if set_at is None else local(set_at, store.zone).strftime("%H:%M"),
         "clock": local(moment, store.zone).strftime("%H:%M"),
         "hold_s": post.config.buttons.emergency_hold_s,
+        "handled_hold_s": HANDLED_HOLD_S,
+        "emergency": _emergency(services.alarms.emergency, sync, store.zone, moment),
+        "failure": _failure(services.alarms.store_failure, store.zone),
+        "sensor_down": _sensor_down(post),
+    }
+
+
+def _sensor_down(post: Any) -> bool:
+    """The thermometer's last probe failed (edge/probe.py), before anyone is measured."""
+    state = getattr(post, "thermometer_state", None)
+    return state is not None and state.ok is False
+
+
+def _emergency(
+    event: Event | None, sync: dict[str, Any], zone: Any, moment: datetime
+) -> dict[str, Any] | None:
+    """The open emergency as the alarm screen shows it, with the district's answer."""
+    if event is None:
+        return None
+    when = local(event["time"], zone)
+    if (sync.get("acked") or 0) >= event["seq"]:
+        district = "received"
+    elif sync.get("off") or not sync.get("configured"):
+        district = "off"
+    else:
+        district = "waiting"
+    same_day = when.date() == local(moment, zone).date()
+    return {
+        "seq": event["seq"],
+        "time": when.strftime("%H:%M"),
+        "date": "" if same_day else when.strftime("%d/%m/%Y"),
+        "district": district,
+    }
+
+
+def _failure(failure: StoreFailure | None, zone: Any) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    return {
+        "presses": failure.presses,
+        "since": local(failure.since, zone).strftime("%H:%M"),
+        "last": local(failure.last_at, zone).strftime("%H:%M:%S"),
+        "button": failure.last_button,
     }
 
 

@@ -2,6 +2,7 @@
 
 The report prints on one A4 page; `/api/summary?date=` gives the same figures as JSON;
 `/export.csv?date=` (or `?from=&to=`) streams one day's or a range's events, NIK masked.
+The CSV keeps the decimal point whatever the page's language: spreadsheets read it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request
 
 from edge.events import Event
 from edge.export import CSV_COLUMNS, csv_row, csv_writer, with_nik_masked
+from edge.tally import Referral
 from web.chart import hourly_chart
 from web.present import local
 from web.services import posko
@@ -28,23 +30,14 @@ def index() -> str:
     services = posko()
     figures = services.figures.of_day(day)
     zone = services.post.store.zone
-    referrals = [
-        {
-            "seq": r["recheck"].get("ref"),
-            "time": local(r["recheck"]["time"], zone).strftime("%H:%M"),
-            "first": _temp((r["entry"] or {}).get("temp_c")),
-            "second": _temp(r["recheck"].get("temp_c")),
-            "who": r["recheck"].get("who") or "",
-        }
-        for r in figures.referrals
-    ]
     return render_template(
         "report.html",
         day=day,
         figures=figures,
         data=figures.as_json(),
         chart=hourly_chart(figures.hourly),
-        referrals=referrals,
+        referrals=[_referral(r, zone) for r in figures.referrals],
+        open_referrals=[_referral(r, zone) for r in figures.open_referrals],
         prev_day=shift_day(day, -1),
         next_day=shift_day(day, 1),
         is_today=day == today(),
@@ -91,5 +84,16 @@ def _csv(events: Iterator[Event], zone: Any) -> Iterator[str]:
     yield out.getvalue()
 
 
-def _temp(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
+def _referral(referral: Referral, zone: Any) -> dict[str, Any]:
+    when = local(referral.time, zone)
+    follow = referral.follow_up or {}
+    return {
+        "seq": referral.seq,
+        "day": when.strftime("%Y-%m-%d"),
+        "time": when.strftime("%H:%M"),
+        "first": referral.first_c,
+        "second": referral.second_c,
+        "who": referral.who,
+        "outcome": follow.get("referral", ""),
+        "contact": follow.get("contact", ""),
+    }
