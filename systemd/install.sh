@@ -217,10 +217,10 @@ make_user() {
     # Raspberry Pi OS has these groups; made if missing, since the unit cannot start
     # without its SupplementaryGroups= (udev gives the devices to them once they exist).
     local group
-    for group in gpio i2c video; do
+    for group in gpio i2c video audio; do
         "$GETENT" group "$group" >/dev/null || "$GROUPADD" --system "$group"
     done
-    "$USERMOD" --append --groups gpio,i2c,video "$USER_NAME"
+    "$USERMOD" --append --groups gpio,i2c,video,audio "$USER_NAME"
 }
 
 make_dirs() {

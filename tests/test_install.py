@@ -58,7 +58,7 @@ class Scratch:
         self._script(
             "getent",
             f'case "$1" in passwd) grep -qx "$2" {self.users} 2>/dev/null ;;\n'
-            'group) [[ "$2" == gpio || "$2" == video ]] ;; *) exit 2 ;; esac',
+            'group) [[ "$2" == gpio || "$2" == video || "$2" == audio ]] ;; *) exit 2 ;; esac',
         )
 
     def _script(self, name: str, body: str) -> None:
@@ -157,7 +157,7 @@ def test_install_first_run_makes_the_user_packages_buses_and_service(scratch: Sc
         "--shell /usr/sbin/nologin --comment Posko station posko"
     ]
     assert scratch.calls("groupadd") == ["groupadd --system i2c"]  # the unit needs all three
-    assert scratch.calls("usermod") == ["usermod --append --groups gpio,i2c,video posko"]
+    assert scratch.calls("usermod") == ["usermod --append --groups gpio,i2c,video,audio posko"]
     install = scratch.calls("apt-get install")
     assert len(install) == 1 and {"python3-venv", "python3-lgpio"} <= set(install[0].split())
     assert "python3-picamera2" not in install[0] and "mosquitto" not in install[0]

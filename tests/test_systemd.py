@@ -108,7 +108,7 @@ def test_systemd_station_is_watched_and_restarted() -> None:
         "StartLimitIntervalSec": "0",  # never give up restarting a post nobody attends
     }
     assert {key: unit[key] for key in expected} == {k: [v] for k, v in expected.items()}
-    assert unit["SupplementaryGroups"][0].split() == ["gpio", "i2c", "video"]
+    assert unit["SupplementaryGroups"][0].split() == ["gpio", "i2c", "video", "audio"]
 
 
 HARDENING = {

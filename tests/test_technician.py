@@ -76,6 +76,24 @@ def test_status_counts_agree_with_the_day_report(
     assert today["in_visitor"] == 1
 
 
+def test_status_counts_a_visitor_who_stayed_overnight_as_the_report_does(
+    config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.events import Kind, Who
+    from edge.store import EventStore
+    from web.figures import Figures  # the day report's and /api/summary's figures
+
+    now = datetime.now(UTC)
+    with EventStore(config["data.dir"], config["post.id"], config["time.zone"]) as store:
+        store.append(Kind.IN, moment=now - timedelta(days=1), who=Who.VISITOR)  # still inside
+        report = Figures(store).of_day(store.today(now)).as_json()
+    assert report["visitors_inside"] == 1 and report["in_visitor"] == 0
+    code, out, _ = run(capsys, "--data", str(config["data.dir"]), "status", "--json")
+    assert code == 0
+    today = json.loads(out)["today"]
+    assert (today["visitors_inside"], today["in_visitor"]) == (1, 0)
+
+
 def test_status_text_speaks_proper_english(
     busy_day: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,7 +25,7 @@ from posko.commands.words import local_time, plural
 from posko.datadir import open_for_reading
 from sensors.errors import UsageError
 from sync.acks import read_ignored, summary
-from web.figures import compute
+from web.figures import Figures
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "last_sync": store.acked_at,
             "last_sync_local": local_time(store.acked_at, store.zone),
             "acks_ignored": summary(read_ignored(store.data_dir)),
-            # The day report's own figures, so that the two never disagree.
-            "today": compute(today, store.on_day(today), store.zone).as_json(),
+            # The day report's own figures (earlier days' visits included), so that the two
+            # never disagree.
+            "today": Figures(store).of_day(today).as_json(),
             "store": health.store,
             "health": {"ok": health.ok, "reasons": health.reasons},
             "clock": clock.state(),
