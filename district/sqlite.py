@@ -25,8 +25,9 @@ from sync.batch import Batch
 
 log = logging.getLogger(__name__)
 
-# 2: quarantine_totals (counts that outlive the quarantine's rows); 3: privacy_log
-SCHEMA_VERSION = 3
+# 2: quarantine_totals (counts that outlive the quarantine's rows); 3: privacy_log;
+# 4: the district page's tables (accounts, registry, emergencies, daily figures)
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     post TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, clock TEXT NOT NULL,
@@ -97,6 +98,13 @@ class SQLiteStorage:
             self.conn = _connect(self.path, read_only, busy_timeout)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the district database {self.path}: {e}") from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on an error), for
+        the district page's own tables (`district.storage.SQLHandle`)."""
+        with storage_errors(), self._tx() as db:
+            yield db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

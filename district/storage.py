@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -63,6 +64,17 @@ class Purge:
     nik: str  # the NIK inside visitor records
     events: str  # whole events
     quarantine: str  # refused payloads (their receipt time; their counts stay)
+
+
+class SQLHandle(Protocol):
+    """What the district page's own tables (accounts, registry, emergencies, daily
+    figures) need of an SQL storage: its connection for reads, a transaction for writes
+    (`SQLiteStorage` is one; raise `StorageError` only)."""
+
+    @property
+    def conn(self) -> Any: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
 
 
 class Storage(Protocol):
