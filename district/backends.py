@@ -16,8 +16,9 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def open_storage(db: str | Path, *, read_only: bool = False) -> Storage:
-    """The storage `db` names; `read_only` opens an existing one only to read it."""
+def open_storage(db: str | Path, *, read_only: bool = False, zone: str | None = None) -> Storage:
+    """The storage `db` names; `read_only` opens an existing one only to read it; `zone`:
+    of the days its daily figures count (`district.daily`; the default Asia/Jakarta)."""
     text = str(db)
     scheme = _SCHEME.match(text)
     # Name only the scheme in errors: the rest of an address may hold a password.
@@ -33,4 +34,6 @@ def open_storage(db: str | Path, *, read_only: bool = False) -> Storage:
         )
     from district.sqlite import SQLiteStorage
 
-    return SQLiteStorage(text, read_only=read_only)
+    if zone is None:
+        return SQLiteStorage(text, read_only=read_only)
+    return SQLiteStorage(text, read_only=read_only, zone=zone)

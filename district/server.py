@@ -18,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from district import uplink
 from district.intake import Intake, IntakeLimits
 from district.muting import Muting
 from district.receiver import Receiver, Reply
@@ -120,6 +121,7 @@ class District:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+            self._link(uplink.STOPPED)
             self.storage.close()
         self._report(force=True)
 
@@ -137,6 +139,7 @@ class District:
         if reason.is_failure:
             log.error("the broker at %s refused the receiver: %s", self.link.address, reason)
             return
+        self._link(uplink.CONNECTED)
         with self._topics_lock:
             self._connected = True
             self._listening = self.muting.wanted().filters
@@ -146,6 +149,7 @@ class District:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.warning("broker at %s not reachable yet; retrying", self.link.address)
+        self._link(uplink.CUT)
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, properties: Any
@@ -169,6 +173,11 @@ class District:
             self._connected = False
         if not self._closed:
             log.warning("lost the broker at %s (%s); reconnecting", self.link.address, reason)
+            self._link(uplink.CUT)
+
+    def _link(self, state: str) -> None:
+        """Tell the page how this receiver's link to the broker stands (`district.uplink`)."""
+        uplink.record(self.storage, self.link.client_id, self.link.address, state)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.intake.put(message.topic, bytes(message.payload))

@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
+from district import daily
+from district.report import DEFAULT_ZONE
 from district.storage import Purge, QuarantineLimits, Rejected, StorageError, Stored
 from edge.events import FIELDS, Event, utc_text
 from sync.batch import Batch
@@ -55,6 +58,49 @@ CREATE TABLE IF NOT EXISTS quarantine_totals (
 CREATE TABLE IF NOT EXISTS privacy_log (
     id INTEGER PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL, class TEXT NOT NULL,
     records INTEGER NOT NULL, detail TEXT NOT NULL);
+-- login and roles (issue 12): users, server-side sessions, lockouts, the audit trail
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
+    created TEXT NOT NULL, changed TEXT NOT NULL, last_login TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created REAL NOT NULL,
+    seen REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (username);
+CREATE TABLE IF NOT EXISTS login_failures (
+    key TEXT PRIMARY KEY, failures INTEGER NOT NULL, first REAL NOT NULL,
+    locked_until REAL NOT NULL, lockouts INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, username TEXT, action TEXT NOT NULL,
+    detail TEXT NOT NULL);
+-- emergencies (issue 12): operators' actions; small partial indexes find Darurat fast
+CREATE TABLE IF NOT EXISTS emergency_actions (
+    id INTEGER PRIMARY KEY, post TEXT NOT NULL, seq INTEGER NOT NULL, action TEXT NOT NULL,
+    at TEXT NOT NULL, user TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS emergency_actions_by_event ON emergency_actions (post, seq);
+CREATE INDEX IF NOT EXISTS events_emergencies ON events (time) WHERE kind = 'emergency';
+CREATE INDEX IF NOT EXISTS events_voids ON events (post, ref) WHERE kind = 'void';
+CREATE INDEX IF NOT EXISTS events_handled ON events (post, ref)
+    WHERE kind = 'note' AND data LIKE '%"emergency"%';
+-- posts in their regions (issue 12): each receiver's link to the broker, for the page
+CREATE TABLE IF NOT EXISTS receiver_link (
+    receiver TEXT PRIMARY KEY, broker TEXT NOT NULL, state TEXT NOT NULL,
+    since TEXT NOT NULL) WITHOUT ROWID;
+-- daily figures (issue 12): each post's counts per local day, kept as batches arrive
+-- (district.daily); they outlive the events a retention purge deletes
+CREATE TABLE IF NOT EXISTS daily (
+    post TEXT NOT NULL, day TEXT NOT NULL,
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0, voided INTEGER NOT NULL DEFAULT 0,
+    in_resident INTEGER NOT NULL DEFAULT 0, in_visitor INTEGER NOT NULL DEFAULT 0,
+    out_resident INTEGER NOT NULL DEFAULT 0, out_visitor INTEGER NOT NULL DEFAULT 0,
+    normal INTEGER NOT NULL DEFAULT 0, fevers INTEGER NOT NULL DEFAULT 0,
+    faults INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0,
+    sensor_faults INTEGER NOT NULL DEFAULT 0, emergencies INTEGER NOT NULL DEFAULT 0,
+    visitors_inside INTEGER NOT NULL DEFAULT 0, visitors_waiting INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (post, day)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS daily_by_day ON daily (day);
+CREATE INDEX IF NOT EXISTS events_visits ON events (post, seq, time, kind, who, screening, ref)
+    WHERE kind IN ('void', 'recheck', 'departed') OR (kind IN ('in', 'out') AND who = 'visitor');
 """
 COLUMNS = (*FIELDS, "received")
 ERASING = ("note", "visitor")  # kinds whose arrival may call for an erasure (UU PDP)
@@ -86,9 +132,15 @@ class SQLiteStorage:
     """One connection to the district database file; safe to share between threads."""
 
     def __init__(
-        self, path: str | Path, *, read_only: bool = False, busy_timeout: float = 30.0
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        busy_timeout: float = 30.0,
+        zone: str = DEFAULT_ZONE,
     ) -> None:
         self.path = Path(path)
+        self.zone = ZoneInfo(zone)  # of the days in the daily figures (district.daily)
         if read_only and not self.path.is_file():
             raise StorageError(f"no district database at {self.path}")
         self._lock = threading.RLock()
@@ -98,6 +150,12 @@ class SQLiteStorage:
             self.conn = _connect(self.path, read_only, busy_timeout)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the district database {self.path}: {e}") from e
+        if not read_only:
+            try:
+                daily.catch_up(self, self.zone)  # a database made before the table existed
+            except BaseException:
+                self.conn.close()
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -126,9 +184,11 @@ class SQLiteStorage:
         rows = [_row(e, seen) for e in batch.events]
         with self._tx() as db:
             self._scrub_after = False
+            fresh = daily.unseen(db, batch)
             before = db.total_changes
             db.executemany(_INSERT, rows)
             inserted = db.total_changes - before
+            daily.record(db, self.zone, batch.post, fresh)  # duplicates count once
             db.executemany(
                 "INSERT OR IGNORE INTO lost VALUES (?, ?, ?, ?)",
                 [(batch.post, a, b, seen) for a, b in batch.lost()],
@@ -310,11 +370,16 @@ class SQLiteStorage:
 
     @storage_errors()
     def record_status(self, post: str, status: dict[str, Any]) -> None:
+        # Seen at the status's own time (never after now): a retained status replayed to a
+        # restarted receiver must not make an old post look freshly seen.
+        now = now_text()
+        seen = min(status.get("time") or now, now)
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO posts (post) VALUES (?)", (post,))
             db.execute(
-                "UPDATE posts SET state = ?, status = ?, last_seen = ? WHERE post = ?",
-                (status["state"], json.dumps(status, ensure_ascii=False), now_text(), post),
+                "UPDATE posts SET state = ?, status = ?, "
+                "last_seen = max(coalesce(last_seen, ''), ?) WHERE post = ?",
+                (status["state"], json.dumps(status, ensure_ascii=False), seen, post),
             )
 
     # -- reading -------------------------------------------------------------------

@@ -14,20 +14,35 @@ from pathlib import Path
 
 from flask import Flask
 
+from district import auth as door
+from district import words
+from district.emergencies import Rules
+from district.registry import Registry
 from district.report import DEFAULT_ZONE
 from district.retention import Retention
 from district.site import Pages
-from district.views import exports, overview
+from district.views import api, auth, emergencies, exports, language, overview, posts, rekap
 from web.security import strict_headers
 
 log = logging.getLogger(__name__)
 
 
-def create_app(db: str | Path, *, zone: str = DEFAULT_ZONE, keep: Retention | None = None) -> Flask:
+def create_app(
+    db: str | Path,
+    *,
+    zone: str = DEFAULT_ZONE,
+    keep: Retention | None = None,
+    registry: Registry | None = None,
+    rules: Rules | None = None,
+) -> Flask:
     app = Flask(__name__, template_folder="templates", static_folder="static")
-    app.extensions["posko_district"] = Pages(db, zone, keep or Retention())
-    for view in (overview, exports):
+    site = Pages(db, zone, keep or Retention(), registry)
+    app.extensions["posko_district"] = site
+    words.init_app(app, site.zone, site.registry.name)
+    app.extensions["posko_emergencies"] = emergencies.Desk(rules or Rules())
+    for view in (auth, overview, api, exports, language, emergencies, posts, rekap):
         app.register_blueprint(view.bp)
+    door.init_app(app)  # a login for every page, CSRF on every POST
     app.after_request(strict_headers)
     return app
 

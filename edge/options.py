@@ -22,11 +22,16 @@ class PostOptions:
     name: str
     data_dir: Path
     zone: str
+    region: str = ""  # Kemendagri code PP.KK.CC.DDDD of its desa, for the district
 
     @classmethod
     def from_config(cls, config: Values) -> PostOptions:
         return cls(
-            config["post.id"], config["post.name"], Path(config["data.dir"]), config["time.zone"]
+            config["post.id"],
+            config["post.name"],
+            Path(config["data.dir"]),
+            config["time.zone"],
+            config["post.region"],
         )
 
 

@@ -69,6 +69,15 @@ SETTINGS: tuple[Setting, ...] = (
         "e.g. rw03-sukamaju",
     ),
     Setting("post.name", str, "Posko Kampung Tangguh", "Post name shown on the screen"),
+    Setting(
+        "post.region",
+        str,
+        "",
+        "Kemendagri code of the post's desa, for the district page (empty: not set)",
+        pattern=r"^(\d{2}\.\d{2}\.\d{2}\.\d{4})?$",
+        form="empty, or the desa's Kemendagri code: province, kabupaten, kecamatan and desa "
+        "numbers as PP.KK.CC.DDDD, e.g. 18.09.01.2001",
+    ),
     Setting("data.dir", str, "/var/lib/posko", "Data directory (events, photos, sync state)"),
     Setting("time.zone", str, "Asia/Jakarta", "Time zone of the post, for days and reports"),
     _pin("masuk_warga", 17, "the Masuk Warga (resident in) button"),

@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from typing import Any
 
 from district.backends import open_storage
+from district.emergencies import Rules as EmergencyRules
+from district.registry import Registry
 from district.report import DEFAULT_ZONE
 from district.retention import Retention as DistrictRetention
 from district.server import District
@@ -215,8 +217,12 @@ class DistrictRuntime:
         signer: Signer | None = None,
         quarantine: QuarantineLimits | None = None,
         keep: DistrictRetention | None = None,
+        registry: Registry | None = None,
+        rules: EmergencyRules | None = None,
     ) -> None:
         self.db = db
+        self.registry = registry
+        self.rules = rules
         self.signer = signer
         self.quarantine = quarantine
         self.keep = keep or DistrictRetention()
@@ -232,7 +238,7 @@ class DistrictRuntime:
     def start(self) -> DistrictRuntime:
         try:
             self.receiver = District(
-                open_storage(self.db),
+                open_storage(self.db, zone=self.zone),  # the days of its daily figures
                 self.link,
                 share=self.share,
                 max_payload=self.max_payload,
@@ -256,7 +262,9 @@ class DistrictRuntime:
         return self
 
     def _start_page(self, host: str, port: int) -> PageServer:
-        app = create_district_app(self.db, zone=self.zone, keep=self.keep)
+        app = create_district_app(
+            self.db, zone=self.zone, keep=self.keep, registry=self.registry, rules=self.rules
+        )
         try:
             return PageServer(app, host, port).start()
         except OSError as e:  # one line naming the address, not waitress's bare errno text

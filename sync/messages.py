@@ -36,8 +36,17 @@ STATUS_KEYS = {
     "version",
     "error",
     "acks_ignored",
+    "name",
+    "region",
+    "since",
+    "oldest",
+    "disk_free",
 }
 MAX_STATUS_BYTES = 2048
+STATUS_TIMES = ("time", "acked_at", "since", "oldest")
+STATUS_TEXTS = {"name": 80, "version": 32, "clock": 16}  # text fields and their longest
+REGION = re.compile(r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")  # Kemendagri PP.KK.CC.DDDD
+MAX_DISK_BYTES = 2**53  # far above any SD card, and exact in JSON
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,29 @@ def parse_status(payload: bytes) -> dict[str, Any]:
     for key in ("pending", "last_seq", "acked", "acks_ignored"):
         if key in doc and not _seq(doc[key], zero=True):
             raise PayloadError(f"status {key} is not a count")
+    _check_status_fields(doc)
     return {k: v for k, v in doc.items() if k in STATUS_KEYS}
+
+
+def _check_status_fields(doc: dict[str, Any]) -> None:
+    """The status's times, texts, region and free disk, each of its kind and bounded."""
+    for key in STATUS_TIMES:
+        if key in doc and not (isinstance(doc[key], str) and TIME_TEXT.fullmatch(doc[key])):
+            raise PayloadError(f"status {key} is not UTC time text")
+    for key, longest in STATUS_TEXTS.items():
+        value = doc.get(key)
+        if key in doc and not (
+            isinstance(value, str) and len(value) <= longest and value.isprintable()
+        ):
+            raise PayloadError(f"status {key} is not a text of at most {longest} characters")
+    region = doc.get("region")
+    if "region" in doc and not (isinstance(region, str) and REGION.fullmatch(region)):
+        raise PayloadError("status region is not a Kemendagri code PP.KK.CC.DDDD")
+    disk = doc.get("disk_free")
+    if "disk_free" in doc and not (
+        isinstance(disk, int) and not isinstance(disk, bool) and 0 <= disk <= MAX_DISK_BYTES
+    ):
+        raise PayloadError("status disk_free is not a number of bytes")
 
 
 def _seq(value: Any, zero: bool = False) -> bool:

@@ -84,6 +84,8 @@ class SyncOptions:
     trust: AckTrust = field(
         default_factory=AckTrust
     )  # no key and not insecure: the worker refuses to start
+    name: str = ""  # post.name and post.region, told to the district in the status
+    region: str = ""
 
     @classmethod
     def from_config(cls, config: Config, **changes: Any) -> SyncOptions:
@@ -122,6 +124,8 @@ class SyncOptions:
             float(config["sync.status_interval_s"]),
             config["sync.send_nik"],
             AckTrust(keys, config["mqtt.insecure_acks"]),
+            config["post.name"],
+            config["post.region"],
         )
         return replace(options, **changes) if changes else options
 

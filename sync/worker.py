@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import shutil
 import threading
 import time
 from collections import deque
@@ -55,6 +56,7 @@ class SyncWorker:
         self.options = options
         self.clock_state = clock_state
         self.backoff = backoff
+        self.online_since: str | None = None  # when the broker last accepted this post
         self.watermark = Watermark(store, on_saved=self._saved)
         self.outbox = Outbox(store, options, version=version, save=self.watermark.advance)
         self.acks = AckGate(
@@ -246,6 +248,7 @@ class SyncWorker:
         self.connections += 1
         self.acks.new_connection()
         self.state = "online"
+        self.online_since = utc_text(datetime.now(UTC))
         self.last_error = self.fatal_error = None
 
     def failed(self, error: str, *, fatal: bool = False) -> None:
@@ -271,7 +274,19 @@ class SyncWorker:
             version=__version__,
             error=self.outbox.refused,
             acks_ignored=self.acks.total or None,
+            name=self.options.name or None,
+            region=self.options.region or None,
+            since=self.online_since if state == "online" else None,
+            oldest=self._oldest_unsent(),
+            disk_free=_disk_free(store.data_dir),
         )
+
+    def _oldest_unsent(self) -> str | None:
+        """The time of the oldest event the district has not acknowledged (None: none)."""
+        if not self.store.pending:
+            return None
+        first = self.store.since(self.store.acked, limit=1)
+        return first[0]["time"] if first else None
 
     def alert(self) -> tuple[int, bytes] | None:
         if not self.alerts:
@@ -281,6 +296,14 @@ class SyncWorker:
 
     def alert_published(self) -> None:
         self.alerts.popleft()
+
+
+def _disk_free(path: Path) -> int | None:
+    """Free bytes on the SD card that holds the events (None if it cannot be read)."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def _writable_dir(store: EventStore) -> Path | None:

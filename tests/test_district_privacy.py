@@ -19,9 +19,9 @@ import pytest
 from district.receiver import Receiver
 from district.retention import Retention
 from district.sqlite import SQLiteStorage
-from district.web import create_app
 from sync import codec
 from sync.batch import Batch
+from tests.support.district_client import district_client
 
 POST = "rw-03"
 EVENTS = f"posko/v1/{POST}/events"
@@ -162,7 +162,7 @@ def test_district_page_shows_the_retention_and_the_privacy_log(db: SQLiteStorage
     receiver = Receiver(db)
     send(receiver, visit())
     receiver.purge(lambda: ENTERED + timedelta(days=31))
-    client = create_app(db.path, keep=Retention(visitor_days=21, nik_days=7)).test_client()
+    client = district_client(db.path, keep=Retention(visitor_days=21, nik_days=7))
     page = client.get("/").get_data(as_text=True)
     assert "rincian pendatang 21 hari, NIK 7 hari" in page
     assert "dihapus (retensi)" in page and "older than 2026-" in page
@@ -182,7 +182,7 @@ def test_district_exports_mask_niks_unless_the_operator_asks_and_that_is_logged(
 ) -> None:
     send(Receiver(db), visit())
     day = ENTERED.date().isoformat()
-    page = create_app(db.path).test_client().get(f"/export.csv?from={day}&to={day}")
+    page = district_client(db.path).get(f"/export.csv?from={day}&to={day}")
     masked = district_export(db.path)
     for text in (page.get_data(as_text=True), masked.stdout):
         assert NIK not in text and "*" * 12 + NIK[-4:] in text  # masked: the last 4 digits

@@ -14,12 +14,12 @@ from flask.testing import FlaskClient
 
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
-from district.web import create_app
 from edge import events as ev
 from edge.events import Kind, Screening, Who
 from sync import codec
 from sync.batch import Batch
 from sync.messages import status
+from tests.support.district_client import district_client
 
 # Minutes after the start of the page's day (Asia/Jakarta), so "today" never straddles midnight.
 DAY = datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -61,19 +61,17 @@ def client(tmp_path: Path) -> FlaskClient:
         receiver.handle("posko/v1/posko-b/status", status("offline"))
         receiver.handle("posko/v1/<script>alert(1)</script>/events", b"junk")
         receiver.handle("posko/v1/posko-b/events", b"not a batch")
-    app = create_app(db_path)
-    app.config["TESTING"] = True
-    return app.test_client()
+    return district_client(db_path, "viewer")
 
 
 def test_district_page_shows_every_post_with_its_state_and_figures(client: FlaskClient) -> None:
     page = client.get("/").get_data(as_text=True)
     assert "posko-a" in page and "posko-b" in page
-    assert "daring" in page and "luring" in page
+    assert "Daring" in page and "Luring" in page
     report = client.get("/api/posts").get_json()
     a, b = report["posts"]
     assert (a["state"], a["pending"], a["contiguous"]) == ("online", 4, 3)
-    assert (a["today"]["in"], a["fevers"], a["today"]["refused"]) == (2, 1, 1)
+    assert (a["today"]["in"], a["today"]["fevers"], a["today"]["refused"]) == (2, 1, 1)
     assert (b["state"], b["gaps"], b["missing"], b["rejected"]) == ("offline", [[2, 4]], 3, 1)
     assert report["rejected_total"] == 2 and report["rejected_unknown"] == 1
 

@@ -18,13 +18,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from district.sqlite import SQLiteStorage
-from district.web import create_app
 from edge import events as ev
 from edge.config import Config
 from edge.events import Event, Kind, Who
 from edge.export import FORMULA_START, csv_row, defuse
 from edge.post import Post
 from sync.batch import Batch
+from tests.support.district_client import district_client
 from tests.support.station_proc import POSKO, TIMEOUT, clean_env
 from tests.support.web_support import Screen
 
@@ -68,9 +68,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(db: Path) -> FlaskClient:
-    app = create_app(db)
-    app.config["TESTING"] = True
-    return app.test_client()
+    return district_client(db)
 
 
 def read_csv(text: str) -> list[list[str]]:

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from district.auth import COOKIE, FORM_COOKIE
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from district.web import create_app as create_district_app
@@ -31,6 +32,7 @@ from edge.events import Kind, Who
 from edge.post import Post
 from sync import codec
 from sync.batch import Batch
+from tests.support.district_client import csrf, district_client, log_in
 from tests.support.web_support import Screen
 from web.overrides import PAGE_KEYS
 from web.pin import set_pin
@@ -326,9 +328,39 @@ def district(tmp_path: Path) -> Flask:
 def test_hostile_values_on_every_route_of_the_district_page(
     district: Flask, values: tuple[str, ...]
 ) -> None:
-    sweep = Sweep(district, district.test_client(), None, values)
-    sweep.run({"filename": "district.css"}, one_arg_at_a_time=True)
-    print(
-        f"district page: {sweep.count} hostile requests ({len(values)} values), none answered 5xx"
+    sample = {"filename": "district.css", "post": "posko-a", "code": "en"}
+    stranger = district.test_client()
+    signed_out = Sweep(district, stranger, form_token(stranger), values)
+    signed_out.run(sample, one_arg_at_a_time=True)
+    # From another address: the sweep's wrong logins may have locked this one out.
+    elsewhere = "10.9.9.9"
+    client = district_client(
+        district.extensions["posko_district"].db, app=district, address=elsewhere
     )
-    assert sweep.count > 50 * len(values)
+
+    def stay_signed_in(method: str, path: str) -> None:
+        if method == "POST" and path.startswith("/logout"):
+            assert log_in(client, "admin", address=elsewhere).status_code == 302
+
+    def token() -> str:  # a logout within a round leaves no session until `after`
+        return csrf(client) if client.get_cookie(COOKIE) else "none"
+
+    signed_in = Sweep(district, client, token, values)
+    signed_in.run(sample, one_arg_at_a_time=False, after=stay_signed_in)
+    assert client.get("/").status_code == 200  # the second round was signed in
+    total = signed_out.count + signed_in.count
+    print(f"district page: {total} hostile requests ({len(values)} values), none answered 5xx")
+    assert total > 100 * len(values)
+
+
+def form_token(client: FlaskClient) -> Callable[[], str]:
+    """The district login form's token (a cookie), so that hostile logins reach the check."""
+
+    def token() -> str:
+        cookie = (
+            client.get_cookie(FORM_COOKIE)
+            or (client.get("/login"), client.get_cookie(FORM_COOKIE))[1]
+        )
+        return cookie.value if cookie else ""
+
+    return token

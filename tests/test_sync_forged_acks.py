@@ -285,7 +285,7 @@ def test_forged_ack_run_without_a_key_keeps_the_station_and_says_why(
     screen = Screen(post)
     screen.services.sync = runtime.sync_state
     html = screen.text("/live/panel")
-    assert "Sinkron mati: kunci kabupaten belum dipasang" in html
+    assert "Pengiriman mati: kunci kabupaten belum dipasang" in html
 
 
 def test_forged_ack_insecure_acks_warn_at_every_start(
@@ -302,7 +302,7 @@ def test_forged_ack_insecure_acks_warn_at_every_start(
 def test_forged_ack_guard_screen_counts_ignored_acks(open_post: Callable[..., Post]) -> None:
     screen = Screen(open_post())
     screen.services.sync = lambda: {"configured": True, "connected": True, "acks_ignored": 3}
-    assert "3 konfirmasi tidak sah diabaikan" in screen.text("/live/panel")
+    assert "3 tanda terima tidak sah diabaikan" in screen.text("/live/panel")
 
 
 @pytest.mark.slow

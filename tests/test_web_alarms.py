@@ -63,7 +63,7 @@ def test_web_alarms_emergency_stays_until_a_guard_marks_it_handled(screen: Scree
     html = screen.text("/live/panel")
     assert alarm_of(html) == "emergency" and 'data-seq="2"' in html
     assert "DARURAT" in html and 'class="alarm-time">08:00<' in html  # START: 08:00 WIB
-    assert "Tahan 2 detik: sudah ditangani" in html
+    assert "Tahan 2 detik bila sudah ditangani" in html
     assert alarm_of(screen.text("/")) == "emergency"  # a reload shows it too
 
     assert handle(screen, 2) == 200
@@ -129,7 +129,7 @@ def test_web_alarms_emergency_shows_whether_the_district_has_it(
 def test_web_alarms_emergency_without_sync_says_to_phone(screen: Screen) -> None:
     screen.press("darurat", confirm="1")
     html = screen.text("/live/panel")
-    assert 'data-district="off"' in html and "kabari kabupaten lewat telepon" in html
+    assert 'data-district="off"' in html and "kabari lewat telepon" in html
 
 
 def test_web_alarms_handled_note_is_accepted_by_the_district(screen: Screen) -> None:
@@ -201,5 +201,5 @@ def test_web_alarms_missing_thermometer_shows_before_anyone_is_measured(
 ) -> None:
     screen = Screen(open_post(thermometer=NoBus()))
     html = screen.text("/live/panel")
-    assert 'id="sensor-chip"' in html and "Termometer tidak menjawab" in html
+    assert 'id="sensor-chip"' in html and "Termometer tidak merespons" in html
     assert screen.post.store.count <= 1  # at most the probe's own note: nobody was measured

@@ -137,8 +137,8 @@ def test_web_status_shows_sync_store_and_untrusted_clock(
 ) -> None:
     screen.press("masuk_warga")
     html = screen.text("/live/panel")
-    assert "Sinkron belum diatur · 1 belum terkirim" in html
-    assert "Penyimpanan OK" in html and "Jam belum tepercaya" not in html
+    assert "Pengiriman belum diatur · 1 belum terkirim" in html
+    assert "Penyimpanan normal" in html and "Jam belum tepercaya" not in html
     clock._state = "unsynced"
     assert "Jam belum tepercaya" in screen.text("/live/panel")
     screen.services.sync = lambda: {"configured": True, "connected": True}

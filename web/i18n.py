@@ -9,28 +9,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, request
 
 LANGUAGES = ("id", "en")
+_CHOSEN: ContextVar[str | None] = ContextVar("posko_language", default=None)
 COOKIE = "lang"
 CATALOG_DIR = Path(__file__).resolve().parent / "i18n"
 
 
-def load_catalogs() -> dict[str, dict[str, str]]:
+def load_catalogs(directory: Path = CATALOG_DIR) -> dict[str, dict[str, str]]:
     return {
-        lang: json.loads((CATALOG_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+        lang: json.loads((directory / f"{lang}.json").read_text(encoding="utf-8"))
         for lang in LANGUAGES
     }
 
 
-def init_app(app: Flask, default_language: Callable[[], str]) -> None:
-    """Load the catalogs and give templates `t`, `lang` and `languages`."""
-    app.extensions["i18n"] = {"catalogs": load_catalogs(), "default": default_language}
+def init_app(app: Flask, default_language: Callable[[], str], catalogs: Path = CATALOG_DIR) -> None:
+    """Load the catalogs (the guard's, or another app's such as the district page's) and
+    give templates `t`, `lang` and `languages`."""
+    app.extensions["i18n"] = {"catalogs": load_catalogs(catalogs), "default": default_language}
     app.jinja_env.globals["t"] = translate  # a global, so that imported macros have it too
     app.jinja_env.filters["dec"] = decimal
+    app.before_request(_remember)
+    app.teardown_request(_forget)
 
     @app.context_processor
     def words() -> dict[str, Any]:
@@ -38,11 +43,26 @@ def init_app(app: Flask, default_language: Callable[[], str]) -> None:
 
 
 def language() -> str:
+    """The request's language: chosen once per request (a page with 500 rows asks tens of
+    thousands of times, and Flask's request proxies are slow to go through each time)."""
+    chosen = _CHOSEN.get()
+    return chosen if chosen is not None else _choose()
+
+
+def _choose() -> str:
     chosen = request.cookies.get(COOKIE, "")
     if chosen in LANGUAGES:
         return chosen
     default = current_app.extensions["i18n"]["default"]()
     return default if default in LANGUAGES else LANGUAGES[0]
+
+
+def _remember() -> None:
+    _CHOSEN.set(_choose())
+
+
+def _forget(error: BaseException | None = None) -> None:
+    _CHOSEN.set(None)
 
 
 def translate(key: str, **values: Any) -> str:

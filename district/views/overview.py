@@ -1,38 +1,36 @@
-"""The overview: every post online or not, backlog, today's figures, gaps, rejected
-payloads and the district's privacy log (`/`), and the same as JSON (`/api/posts`).
+"""The overview (`/`): the receiver's link to the broker, then every post in its kecamatan
+and desa with totals at each level, filtered and sorted by query parameters; rejected
+payloads and the district's privacy log below.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, render_template, request
 
-from flask import Blueprint, render_template
-
-from district.report import overview
+from district.board import SORTS, STATES, regions, selection
 from district.site import pages
+from district.views.api import chosen_board
 
 bp = Blueprint("overview", __name__)
 
 
 @bp.get("/")
 def index() -> str:
+    found, posts = chosen_board()
     site = pages()
     with site.open() as db:
-        report = overview(db, site.today(), site.zone)
         rejected = db.quarantined()[-20:]
         privacy = db.privacy_log(10)
     return render_template(
         "district.html",
-        report=report,
+        board=found,
+        groups=regions(posts, site.registry),
+        shown=len(posts),
+        chosen=selection(request.args),
+        states=STATES,
+        sorts=tuple(SORTS),
+        kecamatan=site.registry.kecamatan,
         rejected=rejected,
-        zone=site.zone.key,
         keep=site.keep,
         privacy=privacy,
     )
-
-
-@bp.get("/api/posts")
-def api_posts() -> dict[str, Any]:
-    site = pages()
-    with site.open() as db:
-        return overview(db, site.today(), site.zone)

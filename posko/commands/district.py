@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from district.emergencies import Rules
 from district.export import WRITERS, export
+from district.registry import Registry
+from district.registry import load as load_registry
 from district.report import DEFAULT_ZONE
 from district.retention import Retention
 from district.storage import QuarantineLimits
 from edge.config import Config
+from posko.commands import district_users
 from posko.stopping import StopSignal
-from sensors.errors import PoskoError
+from sensors.errors import ConfigError, PoskoError
 from sync.codec import MAX_PAYLOAD
 from sync.options import split_address
 from sync.signing import Signer, keygen
@@ -29,6 +33,7 @@ from sync.signing import Signer, keygen
 log = logging.getLogger(__name__)
 
 QUARANTINE = QuarantineLimits()
+EMERGENCY_RULES = Rules()
 RETENTION = Retention()
 RETENTION_FLAGS = (  # flag, Retention field, what it keeps
     ("--visitor-days", "visitor_days", "visitors' details (name, origin, phone, referral)"),
@@ -51,6 +56,7 @@ def register(commands: Any) -> None:
     _add_run(sub)
     _add_export(sub)
     _add_keygen(sub)
+    district_users.register(sub)
 
 
 def _add_run(sub: Any) -> None:
@@ -85,6 +91,28 @@ def _add_run(sub: Any) -> None:
         help=f"largest batch accepted (default {MAX_PAYLOAD})",
     )
     run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
+    run.add_argument(
+        "--escalate-after",
+        type=float,
+        default=EMERGENCY_RULES.escalate_after_s / 60,
+        metavar="MINUTES",
+        help="an emergency nobody acknowledged for this long flashes on the page "
+        "(default %(default)g)",
+    )
+    run.add_argument(
+        "--silent-after",
+        type=float,
+        default=EMERGENCY_RULES.silent_after_s / 3600,
+        metavar="HOURS",
+        help="flag a post not heard from for this many daytime hours, 06:00-22:00 in "
+        "--zone; the night does not count (default %(default)g)",
+    )
+    run.add_argument(
+        "--registry",
+        metavar="FILE",
+        help="TOML file naming the district's kecamatan, desa and expected posts, for the "
+        "page (example: district/regions/pesawaran.toml)",
+    )
     for flag, field, what in RETENTION_FLAGS:
         run.add_argument(
             flag,
@@ -179,11 +207,33 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         signer=signer,
         quarantine=quarantine,
         keep=keep,
+        registry=_registry(args),
+        rules=_rules(args),
     )
     with StopSignal() as stop, service:
         print(f"posko: {service.describe()}", file=sys.stderr, flush=True)
         stop.wait()
     return 0
+
+
+def _registry(args: argparse.Namespace) -> Registry | None:
+    """The registry `--registry` names (a bad file is bad usage: exit 2, every problem)."""
+    if not args.registry:
+        return None
+    try:
+        return load_registry(args.registry)
+    except ConfigError as e:
+        args.fail(str(e))
+        raise  # not reached: fail() exits
+
+
+def _rules(args: argparse.Namespace) -> Rules:
+    """When an emergency escalates and a post counts as silent (bad values: exit 2)."""
+    if not 0 < args.escalate_after <= 24 * 60:
+        args.fail("--escalate-after must be more than 0 and at most 1440 minutes")
+    if not 0 < args.silent_after <= 24 * 7:
+        args.fail("--silent-after must be more than 0 and at most 168 hours")
+    return Rules(escalate_after_s=args.escalate_after * 60, silent_after_s=args.silent_after * 3600)
 
 
 def keygen_district(config: Config, args: argparse.Namespace) -> int:
