@@ -152,7 +152,9 @@ def _find_session() -> None:
             found = session(as_handle(storage), token)
     except StorageError as e:
         log.warning("cannot check a district session: %s", e)
-        return
+        if request.endpoint in OPEN:
+            return  # the login page, the static files and the language switch still work
+        raise  # a 503 that says so, not a login form that would fail the same way
     if found is None:
         return
     g.district_user, g.district_token = found.user, token

@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
-from flask import Flask
+from flask import Flask, jsonify, render_template
+from werkzeug.exceptions import HTTPException
 
 from district import auth as door
 from district import words
+from district.auth import wants_json
 from district.emergencies import Rules
 from district.registry import Registry
 from district.report import DEFAULT_ZONE
 from district.retention import Retention
 from district.site import Pages
+from district.storage import StorageError
 from district.views import api, auth, emergencies, exports, language, overview, posts, rekap
 from web.security import strict_headers
 
@@ -44,7 +48,30 @@ def create_app(
         app.register_blueprint(view.bp)
     door.init_app(app)  # a login for every page, CSRF on every POST
     app.after_request(strict_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StorageError, _storage_error)
     return app
+
+
+TITLES = {400: "error.400", 404: "error.404", 405: "error.405"}  # others: error.other
+
+
+def _http_error(error: HTTPException) -> Any:
+    """A 4xx in the page's language (its detail as the code gave it), or JSON for the API."""
+    code = error.code or 500
+    if wants_json():
+        return jsonify({"error": error.description, "status": code}), code
+    title = TITLES.get(code, "error.other")
+    return render_template("error.html", title=title, detail=error.description), code
+
+
+def _storage_error(error: StorageError) -> Any:
+    """The database could not answer (locked, gone, full): say so, and that it is not the
+    user's fault; the receiver keeps its own log of why."""
+    log.error("district page: %s", error)
+    if wants_json():
+        return jsonify({"error": "the district database is not available", "status": 503}), 503
+    return render_template("error.html", title="error.storage", detail=""), 503
 
 
 class PageServer:

@@ -101,3 +101,26 @@ def test_district_page_exports_csv_across_posts_for_a_range_of_days(client: Flas
     assert old.count("\n") == 1  # the header only: nothing that long ago
     assert client.get("/export.csv?from=2026-02-02&to=2026-02-01").status_code == 400
     assert client.get("/export.csv?from=yesterday").status_code == 400
+
+
+def test_district_page_refusals_speak_the_page_language_and_the_api_json(tmp_path: Path) -> None:
+    db = tmp_path / "district.db"
+    SQLiteStorage(db).close()
+    client = district_client(db)
+    page = client.get("/rekap?level=semua")
+    assert page.status_code == 400 and "Permintaan tidak dapat diproses" in page.get_data(True)
+    assert "Bad Request" not in page.get_data(True)  # not werkzeug's English page
+    client.get("/lang/en")
+    assert "Page not found" in client.get("/no/such/page").get_data(True)
+    api = client.get("/api/rekap?level=semua")
+    assert api.status_code == 400 and api.json is not None and "level" in api.json["error"]
+
+
+def test_district_page_says_when_its_database_cannot_be_read(tmp_path: Path) -> None:
+    db = tmp_path / "district.db"
+    SQLiteStorage(db).close()
+    client = district_client(db)
+    db.write_bytes(b"not a database at all" * 100)  # the disk gave it back damaged
+    page = client.get("/rekap")
+    assert page.status_code == 503 and "Basis data kabupaten" in page.get_data(True)
+    assert client.get("/api/posts").status_code == 503
