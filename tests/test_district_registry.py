@@ -30,7 +30,6 @@ from tests.support.sync_helpers import POST, backlog, options
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "district" / "regions" / "pesawaran.toml"
 DAY = datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
-NOW = datetime.now(UTC)
 
 
 def event(post: str, seq: int, kind: Kind = Kind.IN, **fields: Any) -> dict[str, Any]:
@@ -43,7 +42,8 @@ def send(receiver: Receiver, post: str, events: list[dict[str, Any]]) -> None:
 
 
 def ago(minutes: float) -> str:
-    return utc_text(NOW - timedelta(minutes=minutes))
+    """`minutes` before now (now when the data is made: a suite run takes minutes)."""
+    return utc_text(datetime.now(UTC) - timedelta(minutes=minutes))
 
 
 @pytest.fixture
