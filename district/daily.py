@@ -91,19 +91,24 @@ def _follows_visits(kind: str, who: str | None) -> bool:
 # -- writing: in the transaction that stores a batch ------------------------------------
 
 
-def unseen(db: Any, batch: Batch) -> list[Event]:
-    """The batch's events not stored yet (call before inserting them), each seq once."""
+def unseen(db: Any, *batches: Batch) -> list[Event]:
+    """The events of these batches (all of one post) not stored yet (call before inserting
+    them), each seq once."""
     held: set[int] = set()
-    for (seq,) in db.execute(
-        "SELECT seq FROM events WHERE post = ? AND seq BETWEEN ? AND ?",
-        (batch.post, batch.first, batch.last),
-    ):
-        held.add(seq)
+    for batch in batches:  # each range by itself: out-of-order batches lie far apart
+        held.update(
+            seq
+            for (seq,) in db.execute(
+                "SELECT seq FROM events WHERE post = ? AND seq BETWEEN ? AND ?",
+                (batch.post, batch.first, batch.last),
+            )
+        )
     fresh: list[Event] = []
-    for event in batch.events:
-        if event["seq"] not in held:
-            held.add(event["seq"])
-            fresh.append(event)
+    for batch in batches:
+        for event in batch.events:
+            if event["seq"] not in held:
+                held.add(event["seq"])
+                fresh.append(event)
     return fresh
 
 
@@ -209,18 +214,18 @@ def _recount_visitors(db: Any, zone: ZoneInfo, post: str, targets: set[str]) -> 
         (post, first, last),
     ).fetchone()
     start, end = day_bounds(first, last, zone)
-    rows = db.execute(
+    rows: list[Row] = db.execute(
         f"SELECT {_ROW} FROM events WHERE post = ? AND seq BETWEEN ? AND ? "
         f"AND time >= ? AND time < ? AND {_VISIT_SQL}",
         (post, *span, start, end),
-    )
-    window: dict[str, list[Row]] = defaultdict(list)
-    calendar = Calendar(zone, first, last)
-    for row in rows:
-        window[calendar.day(row[1])].append(row)
+    ).fetchall()
+    found = []
+    for day in sorted(targets):  # a day's window by its time bounds: no day per row
+        lo, hi = day_bounds(lookback_first(day), day, zone)
+        found.append((*_replay([r for r in rows if lo <= r[1] < hi]), post, day))
     db.executemany(
         "UPDATE daily SET visitors_inside = ?, visitors_waiting = ? WHERE post = ? AND day = ?",
-        [(*_visitors(window, day), post, day) for day in sorted(targets)],
+        found,
     )
 
 

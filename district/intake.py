@@ -8,13 +8,14 @@ even reach this process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import cast
 
 from district.muting import Muting
@@ -27,6 +28,8 @@ PURGE_EVERY_S = 3600.0  # how often the district's retention runs (and once at s
 MAX_ACCOUNTS = 10_000  # posts whose credit is remembered (those in debt are never dropped)
 STORE_AT_ONCE = 64  # checked messages the storage stage takes together (refusals: one commit)
 _STOP = object()
+# Told of each group once committed and answered: its works, their replies, seconds it took.
+Observer = Callable[[Sequence[Work], Sequence[Reply | None], float], None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class IntakeLimits:
     # 10,000 events is about 10 MiB once decoded)
     refusal_replies_s: float = 1.0  # a post is told of refused batches this often at most
     mute_s: float = 60.0  # how long a post whose queue overflowed is muted at the broker
+    # While the decode stage still has messages in hand, the storage stage waits this long
+    # at most for them, so that they share one commit (group commit); 0: never waits.
+    group_commit_ms: float = 20.0
 
 
 @dataclass
@@ -73,6 +79,7 @@ class Intake:
         muting: Muting | None = None,
         on_mute: Callable[[str, bool], None] | None = None,
         on_heard: Callable[[], None] = lambda: None,
+        observe: Observer | None = None,
     ) -> None:
         self.receiver = receiver
         self.publish = publish
@@ -81,9 +88,10 @@ class Intake:
         self.muting = muting or Muting(mute_s=self.limits.mute_s)
         self.on_mute = on_mute
         self.on_heard = on_heard
+        self.observe = observe  # told of each group committed (`district.metrics`)
         self.stats = IntakeStats()
         self._cond = threading.Condition()
-        self._queues: dict[str, deque[tuple[str, bytes]]] = {}
+        self._queues: dict[str, deque[tuple[str, bytes, float]]] = {}  # and when it came
         self._bytes: dict[str, int] = {}
         self._total = 0
         self._ring: deque[str] = deque()  # posts with messages waiting, in turn order
@@ -93,6 +101,7 @@ class Intake:
         self._answered: dict[str, float] = {}  # post: when a refusal was last answered
         self._silenced: set[str] = set()  # muted posts: what still arrives is shed
         self._closed = False
+        self._examining: str | None = None  # the post whose message the decode stage holds
         self._threads = [
             threading.Thread(target=self._decode_stage, name="district-decode", daemon=True),
             threading.Thread(target=self._storage_stage, name="district-store", daemon=True),
@@ -154,9 +163,9 @@ class Intake:
             self.stats.shed += 1
             return key
         if where is not None and where.leaf == topics.ALERT:
-            waiting.appendleft((topic, payload))  # a Darurat goes ahead of its backlog
+            waiting.appendleft((topic, payload, time.monotonic()))  # a Darurat goes first
         else:
-            waiting.append((topic, payload))
+            waiting.append((topic, payload, time.monotonic()))
         self._bytes[key] = size + len(payload)
         self._total += len(payload)
         overflowed = None
@@ -191,7 +200,7 @@ class Intake:
 
     def _shed_longest(self) -> str:
         key = max(self._bytes, key=self._bytes.__getitem__)
-        _, payload = self._queues[key].pop()
+        _, payload, _ = self._queues[key].pop()
         self._bytes[key] -= len(payload)
         self._total -= len(payload)
         self.stats.shed += 1
@@ -225,7 +234,7 @@ class Intake:
                 self._cond.wait(min(waits, default=None))
             return None
 
-    def _take(self, key: str) -> tuple[str, bytes] | None:
+    def _take(self, key: str) -> tuple[str, bytes, float] | None:
         """The post's next message, while its turn and its credit last."""
         with self._cond:
             waiting = self._queues.get(key)
@@ -233,10 +242,11 @@ class Intake:
                 return None
             if self._account(key).credit_at(time.monotonic(), self.limits) <= 0:
                 return None
-            topic, payload = waiting.popleft()
+            topic, payload, arrived = waiting.popleft()
+            self._examining = key
             self._bytes[key] -= len(payload)
             self._total -= len(payload)
-            return topic, payload
+            return topic, payload, arrived
 
     def _end_turn(self, key: str) -> None:
         with self._cond:
@@ -257,11 +267,13 @@ class Intake:
             account = self._accounts[key] = _Account(self.limits.credit_ms, time.monotonic())
         return account
 
-    def _examine(self, key: str, topic: str, payload: bytes) -> float:
+    def _examine(self, key: str, topic: str, payload: bytes, arrived: float) -> float:
         """Decode and check one message, charge its post the CPU it cost; that cost (ms)."""
         started = time.thread_time()
         work = self.receiver.examine(topic, payload)
         cost = (time.thread_time() - started) * 1000
+        if isinstance(work, Arrival):
+            work = replace(work, arrived=arrived)  # for the ack latency
         heard = isinstance(work, Arrival | StatusUpdate) and self.muting.hear([work_post(work)])
         if heard and self.on_mute is not None:
             self.on_heard()  # a new post, while the posts are named: name it too
@@ -272,6 +284,8 @@ class Intake:
                 self.stats.slowest_ms, self.stats.slowest_post = cost, key
         if work is not None:
             self._stored.put(work)  # waits while the storage stage is behind
+        with self._cond:
+            self._examining = None
         return cost
 
     # -- the storage stage ---------------------------------------------------------------
@@ -286,11 +300,7 @@ class Intake:
                 items = [self._stored.get(timeout=PURGE_EVERY_S)]
             except queue.Empty:
                 continue
-            while len(items) < STORE_AT_ONCE:
-                try:
-                    items.append(self._stored.get_nowait())
-                except queue.Empty:
-                    break
+            self._gather(items)
             try:
                 self._store([cast(Work, item) for item in items if item is not _STOP])
             except Exception:  # never lose the stage to one batch
@@ -298,12 +308,48 @@ class Intake:
             if any(item is _STOP for item in items):
                 return
 
+    def _gather(self, items: list[object]) -> None:
+        """Add to `items` what is waiting, and what the decode stage still has in hand of
+        other posts within `group_commit_ms` of the first, up to STORE_AT_ONCE."""
+        deadline = time.monotonic() + self.limits.group_commit_ms / 1000
+        posts = {_post_of(item) for item in items}
+        while len(items) < STORE_AT_ONCE and items[-1] is not _STOP:
+            try:
+                items.append(self._stored.get_nowait())
+                posts.add(_post_of(items[-1]))
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._more_coming(posts):
+                return
+            with contextlib.suppress(queue.Empty):  # short waits: the decode stage may run dry
+                items.append(self._stored.get(timeout=min(left, 0.002)))
+
+    def _more_coming(self, posts: set[str]) -> bool:
+        """Whether the decode stage holds or has waiting a message of a post in good
+        standing other than `posts`: a post whose payloads were refused never delays the
+        others' acks, and a post's own next batch never delays its ack (its window of
+        batches in flight would stall)."""
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                return False
+            held = self._examining
+            if held is not None and held not in posts:
+                return not self._account(held).penalized_at(now)
+            return any(
+                key not in posts and not self._account(key).penalized_at(now) for key in self._ring
+            )
+
     def _store(self, works: list[Work]) -> None:
         """Store together what is waiting (the refusals in one transaction), then answer."""
         if not works:
             return
         now = time.monotonic()
-        for work, reply in zip(works, self.receiver.store(works), strict=True):
+        replies = self.receiver.store(works)
+        took = time.monotonic() - now
+        for work, reply in zip(works, replies, strict=True):
             if reply is None:
                 continue
             if isinstance(work, Refusal):
@@ -315,6 +361,15 @@ class Intake:
                     self._answered.clear()
                 self._answered[post] = now
             self.publish(reply)
+        if self.observe is not None:
+            self.observe(works, replies, took)
+
+
+def _post_of(item: object) -> str:
+    """The post a stored item came from ("" for none: refusals of a bad topic, _STOP)."""
+    if isinstance(item, Arrival | StatusUpdate):
+        return work_post(item)
+    return (item.rejected.post or "") if isinstance(item, Refusal) else ""
 
 
 def work_post(work: Arrival | StatusUpdate) -> str:
@@ -328,6 +383,9 @@ class _Account:
     credit: float
     at: float  # when `credit` was last brought up to date
     penalized_until: float = float("-inf")
+
+    def penalized_at(self, now: float) -> bool:
+        return now < self.penalized_until
 
     def rate(self, now: float, limits: IntakeLimits) -> float:
         return limits.penalty_rate if now < self.penalized_until else limits.rate

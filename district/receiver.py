@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from district import retention
+from district.epoch import Epoch, as_handle
 from district.retention import Now, Retention
-from district.storage import QuarantineLimits, Rejected, Storage, StorageError
+from district.storage import QuarantineLimits, Rejected, Storage, StorageError, Stored
 from edge.events import utc_text
 from sync import codec, topics
 from sync.batch import Batch, PayloadError, check_lost
@@ -47,17 +49,19 @@ class ReceiverStats:
     statuses: int = 0
     quarantined: int = 0
     db_errors: int = 0
+    quarantined_by: Counter[str] = field(default_factory=Counter)  # by `refusal_kind`
 
 
 @dataclass(frozen=True)
 class Arrival:
     """A batch or alert that passed every check, ready to store (`payload` is kept for the
-    quarantine, should storing it hit a bug)."""
+    quarantine, should storing it hit a bug; `arrived`: monotonic time it reached us)."""
 
     topic: str
     batch: Batch
     alert: bool
     payload: bytes
+    arrived: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class Receiver:
         self.signer = signer
         self.limits = quarantine or QuarantineLimits()
         self.stats = ReceiverStats()
+        handle = as_handle(storage)  # its epoch goes into every ack (district.epoch)
+        self.epoch = None if handle is None else Epoch(handle)
         self._logged: dict[str, tuple[float, int]] = {}  # post: last log line, lines skipped
         self._kept: dict[str, float] = {}  # post: when a refused payload of it was last kept
 
@@ -142,10 +148,28 @@ class Receiver:
     # -- stage 2: store, then say what to answer ---------------------------------------
 
     def store(self, works: Sequence[Work]) -> list[Reply | None]:
-        """Store what `works` carry: the refusals in one transaction, then each batch and
-        status in its own; for each, the reply to publish now that it is committed."""
+        """Store what `works` carry: the refusals in one transaction, the batches of every
+        post in one more (group commit), then each status; for each, the reply to publish
+        now that it is committed."""
         self._quarantine([w.rejected for w in works if isinstance(w, Refusal)])
-        return [self._store(work) for work in works]
+        arrivals = [w for w in works if isinstance(w, Arrival)]
+        grouped = iter(self._arrivals(arrivals))  # in the order of `works`
+        return [next(grouped) if isinstance(w, Arrival) else self._store(w) for w in works]
+
+    def _arrivals(self, arrivals: list[Arrival]) -> list[Reply | None]:
+        """Store the batches in one transaction; their acks, or none if it failed."""
+        if len(arrivals) < 2:
+            return [self._store(work) for work in arrivals]
+        try:
+            stored = self.storage.store_batches([(w.batch, w.alert) for w in arrivals])
+        except StorageError as e:  # not the payloads' fault: no ack, the posts send again
+            self.stats.db_errors += 1
+            log.error("district database error (%d batches): %s", len(arrivals), e)
+            return [None] * len(arrivals)
+        except Exception:  # a bug: each batch by itself, so that only its payload is kept
+            log.exception("unexpected error while storing a group; storing one by one")
+            return [self._store(work) for work in arrivals]
+        return [self._answer(w.batch, w.alert, s) for w, s in zip(arrivals, stored, strict=True)]
 
     def purge(self, now: Now | None = None) -> dict[str, int]:
         """One retention round over the storage (`district.retention`)."""
@@ -158,7 +182,7 @@ class Receiver:
             if isinstance(work, StatusUpdate):
                 self.storage.record_status(work.post, work.status)
                 self.stats.statuses += 1
-                return None
+                return self._epoch_news(work)
             return self._arrived(work.batch, work.alert)
         except StorageError as e:  # not the payload's fault: no ack, the post sends again
             self.stats.db_errors += 1
@@ -178,7 +202,10 @@ class Receiver:
         return self._reply(post, ack, retain=False)
 
     def _arrived(self, batch: Batch, alert: bool) -> Reply | None:
-        stored = self.storage.store_batch(batch, alert=alert)
+        return self._answer(batch, alert, self.storage.store_batch(batch, alert=alert))
+
+    def _answer(self, batch: Batch, alert: bool, stored: Stored) -> Reply | None:
+        """Log and count a committed batch; its ack (none for an alert)."""
         for lost in batch.declared:
             log.warning(
                 "post %s declares seqs %d-%d lost on the Pi (%s)",
@@ -193,8 +220,21 @@ class Receiver:
             return None
         return self._reply(batch.post, Ack(stored.contiguous, batch.first, batch.last))
 
+    def _epoch_news(self, work: StatusUpdate) -> Reply | None:
+        """A post that does not know this database's epoch gets its ack (what this database
+        holds of it), so that it rewinds if the database was restored (docs/protocol.md)."""
+        if self.epoch is None or "acked" not in work.status:
+            return None
+        held = self.storage.contiguous(work.post)
+        restored = self.epoch.heard(work.post, work.status, held)
+        if not restored and work.status.get("epoch") in (None, self.epoch.value):
+            return None  # it knows this epoch, or is too old to follow one
+        return self._reply(work.post, Ack(held))
+
     def _reply(self, post: str, ack: Ack, retain: bool = True) -> Reply:
         """The ack for `post`, signed when the receiver has a key."""
+        if self.epoch is not None:
+            ack = replace(ack, epoch=self.epoch.value)
         if self.signer is not None:
             ack = ack.signed_by(self.signer, post, utc_text(datetime.now(UTC)))
         return Reply(topics.topic(post, topics.ACK), ack.encode(), retain=retain)
@@ -212,6 +252,7 @@ class Receiver:
         now = time.monotonic()
         for i, r in enumerate(rejected):
             self._log_refusal(r)
+            self.stats.quarantined_by[refusal_kind(r.reason)] += 1
             key = r.post or ""
             if now - self._kept.get(key, float("-inf")) < self.limits.every_s:
                 rejected[i] = replace(r, keep=False)  # a flood: counted, not kept
@@ -243,6 +284,27 @@ class Receiver:
             more,
         )
         self._logged[key] = (now, 0)
+
+
+# A refusal's kind, a bounded label for the metrics: (kind, reason starts with, or holds).
+REFUSAL_KINDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("topic", ("not a posko/v1/",), ()),
+    ("unexpected", ("unexpected error",), ()),
+    ("wrong_post", ("a batch of post ",), ()),
+    ("too_large", (), ("larger than", "too large", "inflates beyond")),
+    ("lost", ("lost ",), ("declared lost",)),
+    ("status", ("status ",), ()),
+    ("version", (), ("is unknown here",)),
+)
+
+
+def refusal_kind(reason: str) -> str:
+    """The kind of a refused payload's reason (`malformed` when none fits): a few fixed
+    words, never text that a post chose."""
+    for kind, starts, holds in REFUSAL_KINDS:
+        if reason.startswith(starts) or any(mark in reason for mark in holds):
+            return kind
+    return "malformed"
 
 
 def printable(text: str, limit: int = 200) -> str:

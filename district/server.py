@@ -20,6 +20,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from district import uplink
 from district.intake import Intake, IntakeLimits
+from district.metrics import Metrics, Posts
 from district.muting import Muting
 from district.receiver import Receiver, Reply
 from district.retention import Retention
@@ -34,9 +35,10 @@ log = logging.getLogger(__name__)
 REPORT_EVERY_S = 30.0
 
 
-def district_link(address: tuple[str, int], **settings: Any) -> Link:
-    """How a receiver reaches the broker; its client id is unique per host and process."""
-    client_id = f"posko-district-{socket.gethostname()[:40]}-{os.getpid()}"
+def district_link(address: tuple[str, int], name: str | None = None, **settings: Any) -> Link:
+    """How a receiver reaches the broker; its client id is unique per host and `name` (the
+    systemd instance, say), or per process without one."""
+    client_id = f"posko-district-{socket.gethostname()[:40]}-{name or os.getpid()}"
     return Link(address[0], address[1], client_id, **settings)
 
 
@@ -57,6 +59,7 @@ class District:
         quarantine: QuarantineLimits | None = None,
         intake: IntakeLimits | None = None,
         keep: Retention | None = None,
+        post_states: Posts | None = None,
     ) -> None:
         self.link = link
         self.share = share
@@ -64,6 +67,8 @@ class District:
         self.receiver = Receiver(
             storage, max_payload=max_payload, signer=signer, quarantine=quarantine, keep=keep
         )
+        # Its registry: `post_states` reads the posts' online state and backlog when scraped.
+        self.metrics = Metrics(self.receiver, post_states)
         self.muting = Muting(share=share, mute_s=(intake or IntakeLimits()).mute_s)
         try:
             self.muting.hear(row["post"] for row in storage.posts())
@@ -77,6 +82,7 @@ class District:
             muting=self.muting,
             on_mute=self._on_mute,
             on_heard=self._follow,
+            observe=self.metrics.stored,
         )
         self.subscribed = threading.Event()
         self._topics_lock = threading.Lock()

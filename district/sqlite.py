@@ -101,6 +101,8 @@ CREATE TABLE IF NOT EXISTS daily (
 CREATE INDEX IF NOT EXISTS daily_by_day ON daily (day);
 CREATE INDEX IF NOT EXISTS events_visits ON events (post, seq, time, kind, who, screening, ref)
     WHERE kind IN ('void', 'recheck', 'departed') OR (kind IN ('in', 'out') AND who = 'visitor');
+-- restore without loss (issue 13): the database's epoch, named in every ack (district.epoch)
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 COLUMNS = (*FIELDS, "received")
 ERASING = ("note", "visitor")  # kinds whose arrival may call for an erasure (UU PDP)
@@ -177,50 +179,71 @@ class SQLiteStorage:
 
     # -- writing -------------------------------------------------------------------
 
-    @storage_errors()
     def store_batch(self, batch: Batch, *, alert: bool = False) -> Stored:
         """Store a checked batch whole, idempotently; returns what is now contiguous."""
+        return self.store_batches([(batch, alert)])[0]
+
+    @storage_errors()
+    def store_batches(self, batches: Sequence[tuple[Batch, bool]]) -> list[Stored]:
+        """Store checked (batch, alert) pairs of any posts in ONE transaction (group
+        commit), idempotently; what each batch's ack needs, once committed."""
         seen = now_text()
-        rows = [_row(e, seen) for e in batch.events]
+        by_post: dict[str, list[int]] = {}
+        for i, (batch, _) in enumerate(batches):
+            by_post.setdefault(batch.post, []).append(i)
+        inserted = [0] * len(batches)
+        held: dict[str, int] = {}
         with self._tx() as db:
             self._scrub_after = False
-            fresh = daily.unseen(db, batch)
-            before = db.total_changes
-            db.executemany(_INSERT, rows)
-            inserted = db.total_changes - before
-            daily.record(db, self.zone, batch.post, fresh)  # duplicates count once
-            db.executemany(
-                "INSERT OR IGNORE INTO lost VALUES (?, ?, ?, ?)",
-                [(batch.post, a, b, seen) for a, b in batch.lost()],
-            )
-            db.execute("INSERT OR IGNORE INTO posts (post) VALUES (?)", (batch.post,))
-            (held,) = db.execute(
-                "SELECT contiguous FROM posts WHERE post = ?", (batch.post,)
-            ).fetchone()
-            contiguous = self._advance(batch.post, held)
-            if any(e["kind"] in ERASING for e in batch.events):
-                self._apply_erasures(batch)
-            db.execute(
-                "UPDATE posts SET contiguous = ?, max_seq = max(max_seq, ?), "
-                "events = events + ?, batches = batches + ?, duplicates = duplicates + ?, "
-                "alerts = alerts + ?, last_alert = CASE WHEN ? THEN ? ELSE last_alert END, "
-                "last_seen = ? WHERE post = ?",
-                (
-                    contiguous,
-                    batch.last,
-                    inserted,
-                    0 if alert else 1,
-                    len(rows) - inserted,
-                    int(alert),
-                    alert,
-                    batch.last,
-                    seen,
-                    batch.post,
-                ),
-            )
+            for post, group in by_post.items():
+                mine = [batches[i][0] for i in group]
+                fresh = daily.unseen(db, *mine)
+                for i in group:  # a batch's new events: the changes its one executemany made
+                    before = db.total_changes
+                    db.executemany(_INSERT, [_row(e, seen) for e in batches[i][0].events])
+                    inserted[i] = db.total_changes - before
+                daily.record(db, self.zone, post, fresh)  # duplicates count once
+                held[post] = self._settle(
+                    post, mine, [batches[i][1] for i in group], [inserted[i] for i in group], seen
+                )
         if self._scrub_after:
             self._scrub()
-        return Stored(inserted, contiguous)
+        return [Stored(inserted[i], held[b.post]) for i, (b, _) in enumerate(batches)]
+
+    def _settle(
+        self, post: str, mine: list[Batch], alerts: list[bool], inserted: list[int], seen: str
+    ) -> int:
+        """Record a post's lost ranges, move its contiguous seq, apply its erasures and
+        count its batches (in the group's transaction); its contiguous seq."""
+        db = self.conn
+        db.executemany(
+            "INSERT OR IGNORE INTO lost VALUES (?, ?, ?, ?)",
+            [(post, a, b, seen) for batch in mine for a, b in batch.lost()],
+        )
+        db.execute("INSERT OR IGNORE INTO posts (post) VALUES (?)", (post,))
+        (held,) = db.execute("SELECT contiguous FROM posts WHERE post = ?", (post,)).fetchone()
+        contiguous = self._advance(post, held)
+        if any(e["kind"] in ERASING for batch in mine for e in batch.events):
+            self._apply_erasures(post, min(batch.first for batch in mine))
+        last_alert = [b.last for b, alert in zip(mine, alerts, strict=True) if alert]
+        db.execute(
+            "UPDATE posts SET contiguous = ?, max_seq = max(max_seq, ?), "
+            "events = events + ?, batches = batches + ?, duplicates = duplicates + ?, "
+            "alerts = alerts + ?, last_alert = coalesce(?, last_alert), "
+            "last_seen = ? WHERE post = ?",
+            (
+                contiguous,
+                max(b.last for b in mine),
+                sum(inserted),
+                alerts.count(False),
+                sum(len(b.events) for b in mine) - sum(inserted),
+                len(last_alert),
+                last_alert[-1] if last_alert else None,
+                seen,
+                post,
+            ),
+        )
+        return contiguous
 
     def _advance(self, post: str, held: int) -> int:
         lost = deque(
@@ -244,17 +267,17 @@ class SQLiteStorage:
             held = past_lost(seq)
         return held
 
-    def _apply_erasures(self, batch: Batch) -> None:
-        """Redact the visitor records named by erasure notes (UU PDP), in the batch's transaction.
+    def _apply_erasures(self, post: str, first: int) -> None:
+        """Redact the post's visitor records named by erasure notes (UU PDP), in the transaction.
 
-        Batches can arrive out of order, so the notes are read back from the batch's first
-        seq on: a note stored earlier also covers records that arrive only now.
+        Batches can arrive out of order, so the notes are read back from the first seq
+        stored now on: a note stored earlier also covers records that arrive only now.
         """
         targets: set[int] = set()
         for (data,) in self.conn.execute(
             "SELECT data FROM events WHERE post = ? AND seq >= ? AND kind = 'note' "
             "AND data LIKE '%\"erasure\"%'",
-            (batch.post, batch.first),
+            (post, first),
         ):
             erasure = json.loads(data).get("erasure")
             seqs = erasure.get("seqs") if isinstance(erasure, dict) else None
@@ -265,18 +288,18 @@ class SQLiteStorage:
         erased = self.conn.executemany(
             f"UPDATE events SET data = ? WHERE post = ? AND seq = ? AND {PERSONAL} "
             "AND data IS NOT ?",
-            [(ERASED, batch.post, seq, ERASED) for seq in sorted(targets)],
+            [(ERASED, post, seq, ERASED) for seq in sorted(targets)],
         ).rowcount
         # A refused payload of this post may hold a copy of the erased details.
-        dropped = self.conn.execute("DELETE FROM quarantine WHERE post = ?", (batch.post,)).rowcount
+        dropped = self.conn.execute("DELETE FROM quarantine WHERE post = ?", (post,)).rowcount
         at = now_text()
         if erased:
-            detail = f"post {batch.post}, records {', '.join(map(str, sorted(targets)))}"
+            detail = f"post {post}, records {', '.join(map(str, sorted(targets)))}"
             self.conn.execute(_LOG, (at, "erasure", "visitor_details", erased, detail))
         if dropped:
-            detail = f"post {batch.post}, refused payloads that may hold a copy"
+            detail = f"post {post}, refused payloads that may hold a copy"
             self.conn.execute(_LOG, (at, "erasure", "quarantine", dropped, detail))
-        self._scrub_after = bool(erased or dropped)
+        self._scrub_after |= bool(erased or dropped)  # any post of the group
 
     @storage_errors()
     def quarantine(self, rejected: Sequence[Rejected], limits: QuarantineLimits) -> None:

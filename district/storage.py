@@ -90,6 +90,12 @@ class Storage(Protocol):
         ranges and the erasures it calls for; what the ack needs, once committed."""
         ...
 
+    def store_batches(self, batches: Sequence[tuple[Batch, bool]]) -> list[Stored]:
+        """Store checked (batch, alert) pairs, of any posts, as `store_batch` does but all
+        in ONE transaction (group commit); for each batch, in order, what its ack needs,
+        once committed. Nothing of the group is stored if the commit fails."""
+        ...
+
     def quarantine(self, rejected: Sequence[Rejected], limits: QuarantineLimits) -> None:
         """Count these refused payloads and keep those marked `keep` (cut to
         `limits.payload_bytes`) in one transaction, dropping each post's oldest rows beyond

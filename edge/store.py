@@ -3,7 +3,7 @@
 Events go to the active segment (today's journal, the only one held in memory); a new
 segment starts when the post's day changes or a segment is full, and closed ones are
 read-only and described in `events/index.json`. The sync state is one durable number,
-the highest seq the district acknowledged (`sync.json`).
+the highest seq the district acknowledged (`sync.json`), with the district's epoch.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from edge.segments import (
 from sensors.errors import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+EPOCHS_LEFT = 16  # the district epochs a post remembers leaving (their acks are stale)
 
 
 class EventStore:
@@ -214,10 +216,16 @@ class EventStore:
     def _load_watermark(self) -> int:
         path = self.data_dir / "sync.json"
         self.acked_at: str | None = None  # when the district last acknowledged (UTC text)
+        self.epoch: str | None = None  # the district database's epoch the watermark is of
+        self.epochs_left: list[str] = []  # epochs this post rewound away from, oldest first
         try:
             saved = json.loads(path.read_bytes())
             acked = int(saved["acked"])
             self.acked_at = saved["time"] if isinstance(saved.get("time"), str) else None
+            self.epoch = saved["epoch"] if isinstance(saved.get("epoch"), str) else None
+            left = saved.get("left")
+            left = left if isinstance(left, list) else []
+            self.epochs_left = [e for e in left if isinstance(e, str)]
             return acked
         except FileNotFoundError:
             return 0
@@ -301,14 +309,50 @@ class EventStore:
                 return False
             if seq > self.last_seq:
                 raise StoreError(f"ack {seq} is beyond the last event {self.last_seq}")
-            stamp = ev.utc_text(datetime.now().astimezone())
-            payload = {"acked": seq, "time": stamp}
-            try:
-                atomic_write(self.data_dir / "sync.json", json.dumps(payload).encode())
-            except OSError as e:
-                raise StoreUnavailable(e.errno, f"cannot save the sync watermark: {e}") from e
-            self.acked, self.acked_at = seq, stamp
+            self._save_watermark(seq, self.epoch, self.epochs_left)
             return True
+
+    def adopt_epoch(self, epoch: str) -> None:
+        """Take the district's epoch as the one the watermark is of (first seen, or a new
+        one that holds at least the watermark): nothing is sent again."""
+        self._writable()
+        with self._lock:
+            if epoch != self.epoch:
+                left = self.epochs_left if self.epoch is None else [*self.epochs_left, self.epoch]
+                self._save_watermark(self.acked, epoch, left[-EPOCHS_LEFT:])
+
+    def rewind(self, seq: int, epoch: str) -> int:
+        """Move the watermark DOWN to seq for the district's new `epoch` (its database was
+        restored and holds only up to seq), so that the rest is offered again. The only way
+        the watermark goes down; returns where it was."""
+        self._writable()
+        with self._lock:
+            was = self.acked
+            if not 0 <= seq <= self.last_seq:
+                raise StoreError(f"a rewind to {seq} is beyond the last event {self.last_seq}")
+            left = [*self.epochs_left, self.epoch] if self.epoch is not None else self.epochs_left
+            self._save_watermark(seq, epoch, [e for e in left if e != epoch][-EPOCHS_LEFT:])
+            log.error(
+                "the district's database is a new one (epoch %s): the watermark goes back "
+                "from %d to %d and events %d-%d are offered to it again",
+                epoch,
+                was,
+                seq,
+                seq + 1,
+                self.last_seq,
+            )
+            return was
+
+    def _save_watermark(self, seq: int, epoch: str | None, left: list[str]) -> None:
+        stamp = ev.utc_text(datetime.now().astimezone())
+        payload: dict[str, Any] = {"acked": seq, "time": stamp}
+        if epoch is not None:
+            payload |= {"epoch": epoch, "left": left}
+        try:
+            atomic_write(self.data_dir / "sync.json", json.dumps(payload).encode())
+        except OSError as e:
+            raise StoreUnavailable(e.errno, f"cannot save the sync watermark: {e}") from e
+        self.acked, self.acked_at, self.epoch, self.epochs_left = seq, stamp, epoch, left
 
     # -- reading -------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from district.backends import open_storage
 from district.emergencies import Rules as EmergencyRules
+from district.intake import IntakeLimits
+from district.metrics import MetricsServer
 from district.registry import Registry
 from district.report import DEFAULT_ZONE
 from district.retention import Retention as DistrictRetention
@@ -212,7 +214,9 @@ class DistrictRuntime:
         *,
         share: str | None = None,
         max_payload: int = MAX_PAYLOAD,
+        group_commit_ms: float = IntakeLimits.group_commit_ms,
         web: tuple[str, int] | None = None,
+        metrics: tuple[str, int] | None = None,
         zone: str = DEFAULT_ZONE,
         signer: Signer | None = None,
         quarantine: QuarantineLimits | None = None,
@@ -229,10 +233,13 @@ class DistrictRuntime:
         self.link = link
         self.share = share
         self.max_payload = max_payload
+        self.intake = IntakeLimits(group_commit_ms=group_commit_ms)
         self.web = web
+        self.metrics = metrics
         self.zone = zone
         self.receiver: District | None = None
         self.page: PageServer | None = None
+        self.metrics_server: MetricsServer | None = None
         self._closed = False
 
     def start(self) -> DistrictRuntime:
@@ -242,9 +249,11 @@ class DistrictRuntime:
                 self.link,
                 share=self.share,
                 max_payload=self.max_payload,
+                intake=self.intake,
                 signer=self.signer,
                 quarantine=self.quarantine,
                 keep=self.keep,
+                post_states=self._post_states,
             )
             if self.signer is None:
                 log.warning(
@@ -254,6 +263,8 @@ class DistrictRuntime:
             else:
                 log.info("acks are signed with key %s", self.signer.key_id)
             self.receiver.start()
+            if self.metrics is not None:
+                self.metrics_server = self._start_metrics(*self.metrics)
             if self.web is not None:
                 self.page = self._start_page(*self.web)
         except BaseException:
@@ -272,10 +283,29 @@ class DistrictRuntime:
                 f"cannot serve the district page on {host}:{port}: {e.strerror or e}"
             ) from None
 
+    def _post_states(self) -> list[dict[str, Any]]:
+        """The posts as stored, for the metrics (a read-only connection of its own)."""
+        storage = open_storage(self.db, read_only=True)
+        try:
+            return storage.posts()
+        finally:
+            storage.close()
+
+    def _start_metrics(self, host: str, port: int) -> MetricsServer:
+        assert self.receiver is not None
+        try:
+            return MetricsServer(self.receiver.metrics, host, port).start()
+        except OSError as e:
+            raise PoskoError(
+                f"cannot serve the metrics on {host}:{port}: {e.strerror or e}"
+            ) from None
+
     def describe(self) -> str:
         """One line for the operator: where it listens and stores."""
         page = f", page at {self.page.url}" if self.page is not None else ""
-        return f"district receiver on {self.link.address}, database {self.db}{page}"
+        served = self.metrics_server
+        metrics = f", metrics at {served.url}" if served is not None else ""
+        return f"district receiver on {self.link.address}, database {self.db}{page}{metrics}"
 
     def close(self) -> None:
         if self._closed:
@@ -284,6 +314,8 @@ class DistrictRuntime:
         try:
             if self.page is not None:
                 self.page.close()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
         finally:
             if self.receiver is not None:
                 self.receiver.close()

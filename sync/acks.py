@@ -20,7 +20,7 @@ from typing import Any
 from edge.events import utc_text
 from edge.journal import atomic_write
 from sync.batch import PayloadError, SyncError
-from sync.messages import PROTOCOL, Ack
+from sync.messages import SIGNED_VERSIONS, Ack
 from sync.signing import PublicKey
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class AckTrust:
         elif key is None:
             if not self.insecure:
                 return "unknown_key"
-        elif ack.v != PROTOCOL or not key.verify(ack.signed_bytes(), ack.sig):
+        elif ack.v not in SIGNED_VERSIONS or not key.verify(ack.signed_bytes(), ack.sig):
             return "bad_signature"
         if ack.post is not None and ack.post != post:
             return "other_post"

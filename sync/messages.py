@@ -17,11 +17,14 @@ from sync.batch import MAX_SEQ, PayloadError
 from sync.signing import Signer
 from sync.topics import POST_ID
 
-PROTOCOL = 2  # docs/protocol.md; the topics keep their `posko/v1/` prefix
+PROTOCOL = 3  # docs/protocol.md; the topics keep their `posko/v1/` prefix
+SIGNED_VERSIONS = (2, 3)  # acks a post still verifies: 2 has no epoch, 3 signs it
+EPOCH_SINCE = 3  # the first ack version that names the district's epoch
 ACK_TAG = "posko-ack"  # first item of the signed bytes: a signature means nothing elsewhere
 MAX_ACK_BYTES = 4096
 MAX_ERROR_CHARS = 500
 KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+EPOCH = re.compile(r"^[0-9a-f]{32}$")  # 128 random bits (district.epoch)
 TIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 STATUS_KEYS = {
@@ -41,6 +44,7 @@ STATUS_KEYS = {
     "since",
     "oldest",
     "disk_free",
+    "epoch",
 }
 MAX_STATUS_BYTES = 2048
 STATUS_TIMES = ("time", "acked_at", "since", "oldest")
@@ -55,7 +59,8 @@ class Ack:
     `first`/`last`: the range of the batch this ack answers (absent for a bare ack);
     `error`: why that batch was refused, if it was. A signed ack also names its `post`,
     the `time` the district signed it, the `key` id and the Ed25519 signature `sig` over
-    `signed_bytes()`; `v` is the protocol version (1 for an old district's unsigned ack)."""
+    `signed_bytes()`; `v` is the protocol version (1 for an old district's unsigned ack).
+    `epoch` (version 3 on): the district database's epoch, renewed when it is restored."""
 
     ack: int
     first: int | None = None
@@ -66,11 +71,13 @@ class Ack:
     key: str | None = None
     sig: bytes | None = None
     v: int = PROTOCOL
+    epoch: str | None = None
 
     def signed_bytes(self) -> bytes:
         """The canonical bytes the district signs and the post checks: a compact JSON array
         (ASCII only) of the tag, the protocol version, post, ack, first, last, error, key id
-        and time, absent values as null. Defined here only; both ends import it."""
+        and time, absent values as null, then (version 3 on) the epoch. Defined here only;
+        both ends import it."""
         fields = [
             ACK_TAG,
             self.v,
@@ -82,6 +89,8 @@ class Ack:
             self.key,
             self.time,
         ]
+        if self.v >= EPOCH_SINCE:  # a version 2 ack keeps its bytes, so it still verifies
+            fields.append(self.epoch)
         return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode()
 
     def signed_by(self, signer: Signer, post: str, time: str) -> Ack:
@@ -101,6 +110,7 @@ class Ack:
                 ("error", self.error),
                 ("t", self.time),
                 ("key", self.key),
+                ("epoch", self.epoch),
                 ("sig", None if self.sig is None else base64.b64encode(self.sig).decode()),
             )
             if v is not None
@@ -125,7 +135,7 @@ class Ack:
             raise PayloadError("ack names a bad range")
         if error is not None and not (isinstance(error, str) and len(error) <= MAX_ERROR_CHARS):
             raise PayloadError("ack error is not a short text")
-        return cls(doc["ack"], first, last, error, *_signature_fields(doc))
+        return cls(doc["ack"], first, last, error, *_signature_fields(doc), _epoch(doc))
 
 
 def _signature_fields(
@@ -152,6 +162,19 @@ def _signature_fields(
         if len(signature) != 64:
             raise PayloadError("ack signature is not 64 bytes of base64")
     return post, time, key, signature, v
+
+
+def _epoch(doc: dict[str, Any]) -> str | None:
+    """The ack's epoch: only a version 3 ack signs one, so an older one may not carry it."""
+    epoch = doc.get("epoch")
+    if epoch is None:
+        return None
+    if not (isinstance(epoch, str) and EPOCH.fullmatch(epoch)):
+        raise PayloadError("ack epoch is not 32 hex digits")
+    v = doc.get("v")
+    if not (isinstance(v, int) and _seq(v) and v >= EPOCH_SINCE):
+        raise PayloadError("ack epoch needs version 3")  # else it would ride an unsigned field
+    return epoch
 
 
 def status(state: str, **fields: Any) -> bytes:
@@ -188,6 +211,9 @@ def _check_status_fields(doc: dict[str, Any]) -> None:
             isinstance(value, str) and len(value) <= longest and value.isprintable()
         ):
             raise PayloadError(f"status {key} is not a text of at most {longest} characters")
+    epoch = doc.get("epoch")
+    if "epoch" in doc and not (isinstance(epoch, str) and EPOCH.fullmatch(epoch)):
+        raise PayloadError("status epoch is not 32 hex digits")
     region = doc.get("region")
     if "region" in doc and not (isinstance(region, str) and REGION.fullmatch(region)):
         raise PayloadError("status region is not a Kemendagri code PP.KK.CC.DDDD")

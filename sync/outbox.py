@@ -83,6 +83,11 @@ class Outbox:
         self.flights.clear()
         self.cursor = self.acked + 1
 
+    def rewind(self, seq: int) -> None:
+        """The district's new epoch holds only up to seq: send again from there."""
+        self.acked = seq
+        self.restart()
+
     def due(self) -> list[Flight]:
         """Flights to publish now: timed-out ones again, then new ones while the window has room."""
         now = self.now()

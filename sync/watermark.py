@@ -24,6 +24,7 @@ class Watermark:
         self.on_saved = on_saved
         self._want = store.acked
         self._cond = threading.Condition()
+        self._saving = threading.Lock()  # a save in progress: a rewind waits for it to end
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="sync-watermark", daemon=True)
 
@@ -36,6 +37,18 @@ class Watermark:
             if seq > self._want:
                 self._want = seq
                 self._cond.notify()
+
+    def rewind(self, seq: int, epoch: str) -> int:
+        """The district's new epoch holds only up to seq: save that now (never overtaken
+        by a save of the old, higher watermark); returns where the watermark was."""
+        with self._saving:
+            with self._cond:
+                self._want = seq
+            return self.store.rewind(seq, epoch)
+
+    def adopt(self, epoch: str) -> None:
+        with self._saving:
+            self.store.adopt_epoch(epoch)
 
     def flush(self, timeout: float = 5.0) -> bool:
         with self._cond:
@@ -57,7 +70,10 @@ class Watermark:
                 if want <= self.store.acked:
                     return  # closing, nothing left to save
             try:
-                self.store.acknowledge(want)
+                with self._saving:
+                    with self._cond:
+                        want = self._want  # a rewind may have lowered it meanwhile
+                    self.store.acknowledge(want)
             except StoreError as e:
                 log.error("cannot save the acknowledgement of seq %d: %s", want, e)
                 with self._cond:

@@ -24,10 +24,12 @@ import paho.mqtt.client as mqtt
 from edge import __version__
 from edge.events import Event, Kind, utc_text
 from edge.store import EventStore
+from sensors.errors import StoreError
 from sync import messages, topics
 from sync.acks import AckGate
 from sync.batch import Batch
 from sync.codec import CURRENT, encode
+from sync.messages import Ack
 from sync.mqtt import connect, is_tls_failure, new_client
 from sync.options import SyncOptions
 from sync.outbox import Outbox
@@ -229,9 +231,46 @@ class SyncWorker:
         if not payloads:
             return
         acks = [ack for payload in payloads if (ack := self.acks.admit(payload)) is not None]
-        self.outbox.acknowledge(*acks)
+        self.outbox.acknowledge(*self._epochs(acks))
         payloads.clear()
         self._check_drained()
+
+    def _epochs(self, acks: list[Ack]) -> list[Ack]:
+        """The acks that may move the watermark, after following the district's epoch: a
+        new one rewinds the watermark to what that database holds (docs/protocol.md)."""
+        store, kept = self.store, []
+        for ack in acks:
+            epoch = ack.epoch
+            if epoch is None or epoch == store.epoch:
+                kept.append(ack)
+            elif epoch in store.epochs_left:
+                log.warning("sync: ignoring an ack of district epoch %s, left before", epoch)
+            elif store.epoch is None or ack.ack >= self.outbox.acked:
+                self.watermark.adopt(epoch)  # first seen, or it holds all we know: no resend
+                log.info("sync: the district's epoch is %s", epoch)
+                kept.append(ack)
+            else:
+                self._rewind(ack.ack, epoch)
+                kept.append(ack)
+        return kept
+
+    def _rewind(self, seq: int, epoch: str) -> None:
+        """The district's database was restored or replaced: offer it again what it lacks."""
+        was = self.outbox.acked  # the district's last word, maybe not saved yet
+        self.watermark.rewind(seq, epoch)
+        self.outbox.rewind(seq)
+        self.drained.clear()
+        lost = self.store.lost_between(seq + 1, was)
+        note = {"from": was, "to": seq, "epoch": epoch, "lost": sum(r.size for r in lost)}
+        try:
+            self.store.append(
+                Kind.NOTE,
+                moment=datetime.now(UTC),
+                clock=self.clock_state(),
+                data={"district_epoch": note},
+            )
+        except StoreError as e:
+            log.error("sync: cannot record the district's new epoch as a note: %s", e)
 
     def _saved(self) -> None:
         """The watermark thread made an ack durable: a status may be due now."""
@@ -279,6 +318,7 @@ class SyncWorker:
             since=self.online_since if state == "online" else None,
             oldest=self._oldest_unsent(),
             disk_free=_disk_free(store.data_dir),
+            epoch=store.epoch,
         )
 
     def _oldest_unsent(self) -> str | None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Posko on Raspberry Pi OS Bookworm (64-bit): run once as root from a checkout,
 #   sudo systemd/install.sh [--post-id ID] [--district-key FILE] [--i2c] [--1wire] [--camera]
-#                           [--kiosk] [--district]
+#                           [--kiosk] [--district [--receivers N]]
 # It is safe to run again (after a `git pull`, say): an existing configuration, admin PIN and
 # data are kept; the code, the venv and the units are brought up to date.
 #
@@ -38,6 +38,9 @@ Installs the Posko station as the systemd service posko.service: a system user `
   --district      also install the district receiver and a local Mosquitto broker, with
                   its ack signing key in /etc/posko-district (made once; this station
                   then pins its district.pub unless --district-key is given)
+  --receivers N   with --district: run N receivers (2-9) as posko-district@1..N, one
+                  $share group on one database, instead of posko-district.service
+                  (docs/district.md); instance 1 serves the district page
   --unattended    never prompt; fail when something needed is missing
   -h, --help      this help
 EOF
@@ -78,7 +81,7 @@ BIN_LINK=$ROOT/usr/local/bin/posko
 POST_ID_PATTERN='^[a-z0-9][a-z0-9-]{0,31}$'
 PIN_PATTERN='^[0-9]{6,12}$'
 
-post_id="" pin_stdin=0 i2c=0 onewire=0 camera=0 kiosk=0 district=0 unattended=0
+post_id="" pin_stdin=0 i2c=0 onewire=0 camera=0 kiosk=0 district=0 unattended=0 receivers=1
 district_keys=()
 while (($#)); do
     case $1 in
@@ -92,12 +95,16 @@ while (($#)); do
         --camera) camera=1 ;;
         --kiosk) kiosk=1 ;;
         --district) district=1 ;;
+        --receivers) (($# > 1)) || die "--receivers needs a number"; receivers=$2; shift ;;
+        --receivers=*) receivers=${1#*=} ;;
         --unattended) unattended=1 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
     shift
 done
+[[ $receivers =~ ^[1-9]$ ]] || die "--receivers must be a number from 1 to 9"
+((district || receivers == 1)) || die "--receivers needs --district"
 # Prompts need a terminal; --pin-stdin uses standard input for the PIN.
 if ((pin_stdin)) || [[ ! -t 0 ]]; then unattended=1; fi
 
@@ -374,10 +381,17 @@ install_file() {  # install_file MODE SOURCE TARGET; prints "changed" when it di
 }
 
 install_units() {
-    local changed="" units=(posko.service)
-    ((!district)) || units+=(posko-district.service)
+    local changed="" units=(posko.service) file i
+    if ((district && receivers > 1)); then
+        # The group replaces the single receiver (a receiver outside it would double the work).
+        "$SYSTEMCTL" disable --now posko-district.service 2>/dev/null || true
+        for ((i = 1; i <= receivers; i++)); do units+=("posko-district@$i.service"); done
+    elif ((district)); then
+        units+=(posko-district.service)
+    fi
     for unit in "${units[@]}"; do
-        changed+=$(install_file 0644 "$REPO/systemd/$unit" "$UNITS/$unit")
+        file=${unit/@[0-9]*./@.}  # an instance's file is its template's
+        changed+=$(install_file 0644 "$REPO/systemd/$file" "$UNITS/$file")
     done
     if ((kiosk)); then
         install_file 0644 "$REPO/systemd/posko-kiosk.desktop" \

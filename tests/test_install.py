@@ -384,3 +384,17 @@ def test_install_district_makes_its_signing_key_and_the_station_pins_it(scratch:
     again = scratch.install("--district")
     assert again.returncode == 0, again.stderr
     assert Signer.from_file(keys / "district.key").key_id == signer.key_id  # kept
+
+
+def test_install_district_receivers_run_as_instances_of_the_template(scratch: Scratch) -> None:
+    first_install(scratch, "--district", "--receivers", "3")
+    system = scratch.root / "etc/systemd/system"
+    assert sorted(p.name for p in system.iterdir()) == ["posko-district@.service", "posko.service"]
+    calls = scratch.calls("systemctl")
+    assert "systemctl disable --now posko-district.service" in calls  # the group replaces it
+    assert calls[-1] == (
+        "systemctl enable --now posko.service posko-district@1.service "
+        "posko-district@2.service posko-district@3.service"
+    )
+    refused = scratch.install("--post-id", "rw03", "--district", "--receivers", "10")
+    assert refused.returncode == 2 and "from 1 to 9" in refused.stderr

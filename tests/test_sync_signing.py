@@ -27,6 +27,7 @@ from tests.support.keys import NEXT_SIGNER, SIGNER, STRANGER, TRUST, write_keys
 from tests.support.sync_helpers import POST, realistic
 
 NOW = "2026-11-27T03:04:05.123Z"
+EPOCH = "0123456789abcdef0123456789abcdef"
 
 
 def signed(ack: Ack, post: str = POST, signer: Signer = SIGNER) -> bytes:
@@ -108,20 +109,35 @@ def test_sync_signing_keygen_command_prints_the_key_id(tmp_path: Path) -> None:
 
 
 def test_sync_signing_canonical_bytes_are_fixed() -> None:
-    ack = Ack(300, 201, 300, post=POST, time=NOW, key=SIGNER.key_id)
+    ack = Ack(300, 201, 300, post=POST, time=NOW, key=SIGNER.key_id, epoch=EPOCH)
     assert ack.signed_bytes() == (
-        b'["posko-ack",2,"bench",300,201,300,null,"' + SIGNER.key_id.encode() + b'",'
-        b'"2026-11-27T03:04:05.123Z"]'
+        b'["posko-ack",3,"bench",300,201,300,null,"' + SIGNER.key_id.encode() + b'",'
+        b'"2026-11-27T03:04:05.123Z","' + EPOCH.encode() + b'"]'
     )
 
 
+def test_sync_signing_a_version_2_ack_of_an_older_district_still_verifies() -> None:
+    old = Ack(300, 201, 300, post=POST, time=NOW, key=SIGNER.key_id, v=2)
+    assert old.signed_bytes() == (
+        b'["posko-ack",2,"bench",300,201,300,null,"' + SIGNER.key_id.encode() + b'",'
+        b'"2026-11-27T03:04:05.123Z"]'
+    )
+    doc = json.loads(replace(old, sig=SIGNER.sign(old.signed_bytes())).encode())
+    assert TRUST.problem(Ack.decode(json.dumps(doc).encode()), POST) is None
+    doc["epoch"] = EPOCH  # an epoch riding on a version 2 signature is refused outright
+    with pytest.raises(PayloadError, match="version 3"):
+        Ack.decode(json.dumps(doc).encode())
+
+
 def test_sync_signing_a_signed_ack_survives_the_wire() -> None:
-    payload = signed(Ack(300, 201, 300))
+    payload = signed(Ack(300, 201, 300, epoch=EPOCH))
     doc = json.loads(payload)
-    assert set(doc) == {"v", "post", "ack", "first", "last", "t", "key", "sig"}
-    assert doc["v"] == 2 and doc["key"] == SIGNER.key_id
+    assert set(doc) == {"v", "post", "ack", "first", "last", "t", "key", "sig", "epoch"}
+    assert doc["v"] == 3 and doc["key"] == SIGNER.key_id and doc["epoch"] == EPOCH
     ack = Ack.decode(payload)
-    assert ack == Ack(300, 201, 300, post=POST, time=NOW, key=SIGNER.key_id, sig=ack.sig)
+    assert ack == Ack(
+        300, 201, 300, post=POST, time=NOW, key=SIGNER.key_id, sig=ack.sig, epoch=EPOCH
+    )
     assert TRUST.problem(ack, POST) is None
 
 
@@ -134,13 +150,16 @@ def test_sync_signing_a_signed_ack_survives_the_wire() -> None:
         {"post": "other-post"},
         {"t": "2026-11-27T03:04:05.124Z"},
         {"error": "refused"},
-        {"v": 3},
+        {"v": 2},
+        {"epoch": "f" * 32},
     ],
     ids=lambda c: next(iter(c)),
 )
 def test_sync_signing_every_signed_field_counts(change: dict[str, object]) -> None:
-    doc = json.loads(signed(Ack(300, 201, 300)))
+    doc = json.loads(signed(Ack(300, 201, 300, epoch=EPOCH)))
     doc.update(change)
+    if doc["v"] == 2:
+        del doc["epoch"]  # else refused as malformed before its signature is checked
     ack = Ack.decode(json.dumps(doc).encode())
     assert TRUST.problem(ack, POST) == "bad_signature"
 

@@ -7,6 +7,7 @@ whose ExecStart points at this checkout's `posko`, since /opt/posko does not exi
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 UNITS = REPO / "systemd"
 STATION = UNITS / "posko.service"
 DISTRICT = UNITS / "posko-district.service"
+DISTRICT_GROUP = UNITS / "posko-district@.service"  # N receivers in one $share group
 KIOSK = UNITS / "posko-kiosk"
 INSTALLED_POSKO = "/opt/posko/venv/bin/posko"
 ANALYZE = shutil.which("systemd-analyze") or (
@@ -64,7 +66,7 @@ def verify(unit: Path) -> list[str]:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", [STATION, DISTRICT], ids=lambda u: u.name)
+@pytest.mark.parametrize("unit", [STATION, DISTRICT, DISTRICT_GROUP], ids=lambda u: u.name)
 def test_systemd_unit_passes_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
     assert verify(runnable_copy(unit, tmp_path)) == []
 
@@ -80,7 +82,9 @@ def test_systemd_verify_catches_a_broken_unit(tmp_path: Path) -> None:
 
 @needs_analyze
 @pytest.mark.parametrize(
-    ("unit", "most"), [(STATION, 45), (DISTRICT, 25)], ids=["station", "district"]
+    ("unit", "most"),
+    [(STATION, 45), (DISTRICT, 25), (DISTRICT_GROUP, 25)],
+    ids=["station", "district", "district-group"],
 )
 def test_systemd_unit_exposure_stays_low(unit: Path, most: int, tmp_path: Path) -> None:
     # The station keeps its devices (see the unit), so it cannot score as low as the receiver.
@@ -130,8 +134,8 @@ HARDENING = {
 
 @pytest.mark.parametrize(
     ("unit", "state"),
-    [(STATION, "posko"), (DISTRICT, "posko-district")],
-    ids=["station", "district"],
+    [(STATION, "posko"), (DISTRICT, "posko-district"), (DISTRICT_GROUP, "posko-district")],
+    ids=["station", "district", "district-group"],
 )
 def test_systemd_units_are_hardened(unit: Path, state: str) -> None:
     found = directives(unit)
@@ -158,7 +162,7 @@ def test_systemd_station_keeps_its_hardware_devices_reachable() -> None:
         assert hidden not in unit, f"{hidden}= would cut the station off its devices"
 
 
-@pytest.mark.parametrize("unit", [STATION, DISTRICT], ids=lambda u: u.name)
+@pytest.mark.parametrize("unit", [STATION, DISTRICT, DISTRICT_GROUP], ids=lambda u: u.name)
 def test_systemd_logs_go_to_the_journal(unit: Path) -> None:
     found = directives(unit)
     assert found["StandardError"] == ["journal"]
@@ -171,11 +175,81 @@ def test_systemd_district_runs_the_receiver_on_loopback() -> None:
     assert unit["Type"] == ["simple"]
     assert unit["ExecStart"] == [
         f"{INSTALLED_POSKO} district run --db /var/lib/posko-district/district.db "
-        "--broker 127.0.0.1:1883 --web 127.0.0.1:8090 "
+        "--broker 127.0.0.1:1883 --web 127.0.0.1:8090 --metrics 127.0.0.1:9101 "
         "--signing-key ${CREDENTIALS_DIRECTORY}/district.key"
     ]
     assert unit["LoadCredential"] == ["district.key:/etc/posko-district/district.key"]
     assert unit["Restart"] == ["always"]
+
+
+# What the template may change from the single receiver's unit; everything else (the
+# hardening above all) must be the same, so that the two cannot drift apart.
+GROUP_ONLY = {
+    "Description",
+    "Documentation",
+    "Conflicts",
+    "ExecStart",
+    "Environment",
+    "User",
+    "SyslogIdentifier",
+}
+
+
+def test_systemd_district_group_is_hardened_like_the_single_receiver() -> None:
+    single, group = directives(DISTRICT), directives(DISTRICT_GROUP)
+    assert {k: v for k, v in group.items() if k not in GROUP_ONLY} == {
+        k: v for k, v in single.items() if k not in GROUP_ONLY
+    }
+    assert group["Conflicts"] == ["posko-district.service"]  # never both at once
+    assert "POSKO_CONFIG=/dev/null" in group["Environment"]  # never the station's config
+    # One user name for every instance (and the single unit's): one owner of the database.
+    assert group["DynamicUser"] == ["yes"] and group["User"] == ["posko-district"]
+
+
+def instance_command(unit: Path, instance: str) -> list[str]:
+    """ExecStart of one instance, expanded as systemd does: specifiers when the unit is
+    loaded, then `$NAME` (split at whitespace, nothing when unset) when it starts."""
+    found = directives(unit)
+    env = dict(shlex.split(line)[0].split("=", 1) for line in found["Environment"] if "=" in line)
+    words = shlex.split(found["ExecStart"][0].replace("%i", instance))
+    expanded: list[str] = []
+    for word in words:
+        if word.startswith("$") and not word.startswith("${"):
+            expanded += env.get(word[1:], "").split()
+        else:
+            expanded.append(word)
+    return expanded
+
+
+def flag(command: list[str], name: str) -> str | None:
+    return command[command.index(name) + 1] if name in command else None
+
+
+def test_systemd_district_instances_share_one_group_with_their_own_names_and_ports() -> None:
+    commands = {i: instance_command(DISTRICT_GROUP, i) for i in "123"}
+    for command in commands.values():
+        assert command[:3] == [INSTALLED_POSKO, "district", "run"]
+        assert flag(command, "--db") == "/var/lib/posko-district/district.db"
+        assert flag(command, "--share") == "posko-district"  # one group: the batches split
+        assert flag(command, "--broker") == "127.0.0.1:1883"
+        assert flag(command, "--signing-key") == "${CREDENTIALS_DIRECTORY}/district.key"
+    assert [flag(c, "--name") for c in commands.values()] == ["1", "2", "3"]  # client ids
+    metrics = [flag(c, "--metrics") for c in commands.values()]
+    assert metrics == ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"]  # loopback
+    # Only the first serves the page, on the single unit's address.
+    assert flag(commands["1"], "--web") == "127.0.0.1:8090"
+    assert "--web" not in commands["2"] and "--web" not in commands["3"]
+    assert directives(DISTRICT_GROUP)["SyslogIdentifier"] == ["posko-district-%i"]
+
+
+def test_systemd_district_instance_flags_are_accepted_by_posko() -> None:
+    from posko.cli import build_parser
+
+    command = instance_command(DISTRICT_GROUP, "2")
+    args = build_parser().parse_args(command[1:])
+    assert (args.share, args.name, args.metrics, args.web) == (
+        "posko-district", "2", "127.0.0.1:9102", None
+    )  # fmt: skip
 
 
 def test_systemd_kiosk_autostart_runs_the_launcher() -> None:

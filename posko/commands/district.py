@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from dataclasses import replace
 from datetime import date
@@ -33,6 +34,7 @@ from sync.signing import Signer, keygen
 log = logging.getLogger(__name__)
 
 QUARANTINE = QuarantineLimits()
+NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")  # a receiver's name, part of its MQTT client id
 EMERGENCY_RULES = Rules()
 RETENTION = Retention()
 RETENTION_FLAGS = (  # flag, Retention field, what it keeps
@@ -72,6 +74,18 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker")
     run.add_argument("--web", metavar="HOST:PORT", help="serve the district page here")
     run.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics, without a login: keep it "
+        "on loopback (127.0.0.1) or a network only the monitoring reaches (docs/district.md)",
+    )
+    run.add_argument(
+        "--name",
+        metavar="NAME",
+        help="this receiver's name in its MQTT client id, unique on the host (systemd's "
+        "instance; default: the process id)",
+    )
+    run.add_argument(
         "--share",
         metavar="GROUP",
         help="subscribe through $share/GROUP/ so several receivers split the batches",
@@ -89,6 +103,14 @@ def _add_run(sub: Any) -> None:
         default=MAX_PAYLOAD,
         metavar="BYTES",
         help=f"largest batch accepted (default {MAX_PAYLOAD})",
+    )
+    run.add_argument(
+        "--group-commit-ms",
+        type=float,
+        default=20.0,
+        metavar="MS",
+        help="wait at most this long for more batches to store in the same commit (group "
+        "commit; default %(default)g, 0: never wait)",
     )
     run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
     run.add_argument(
@@ -180,8 +202,12 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
 
     zone = _zone(args)
     web = _address(args, args.web, "--web") if args.web else None
+    metrics = _address(args, args.metrics, "--metrics") if args.metrics else None
+    if args.name is not None and not NAME.fullmatch(args.name):
+        args.fail("--name must be 1-32 letters, digits, '-' or '_'")
     link = district_link(
         _address(args, args.broker, "--broker"),
+        args.name,
         protocol=args.protocol,
         username=args.username,
         password=_password(args.password_file),
@@ -191,6 +217,8 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         key_file=args.key_file,
     )
     signer = Signer.from_file(args.signing_key) if args.signing_key else None
+    if not 0 <= args.group_commit_ms <= 1000:
+        args.fail("--group-commit-ms must be between 0 and 1000")
     if args.quarantine_rows < 1:
         args.fail("--quarantine-rows must be at least 1")
     quarantine = replace(QUARANTINE, rows=args.quarantine_rows)
@@ -202,7 +230,9 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         link,
         share=args.share,
         max_payload=args.max_payload,
+        group_commit_ms=args.group_commit_ms,
         web=web,
+        metrics=metrics,
         zone=zone.key,
         signer=signer,
         quarantine=quarantine,
