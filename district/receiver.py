@@ -22,7 +22,7 @@ from district.storage import QuarantineLimits, Rejected, Storage, StorageError, 
 from edge.events import utc_text
 from sync import codec, topics
 from sync.batch import Batch, PayloadError, check_lost
-from sync.messages import Ack, parse_status
+from sync.messages import EPOCH_SINCE, PROTOCOL, Ack, parse_status
 from sync.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,20 @@ class Refusal:
 Work = Arrival | StatusUpdate | Refusal
 
 
+def _epoch_readers(storage: Storage) -> set[str]:
+    """The posts whose last status says they read acks with epochs."""
+    try:
+        rows = storage.posts()
+    except StorageError:  # learnt again from their statuses
+        return set()
+    return {r["post"] for r in rows if reads_epochs(r.get("status") or {})}
+
+
+def reads_epochs(status: dict[str, Any]) -> bool:
+    """Whether a post's status shows software that reads acks with an epoch."""
+    return "epoch" in status or status.get("ack_v", 2) >= EPOCH_SINCE
+
+
 class Receiver:
     """Two stages, so that a caller can run them in different threads (`district.intake`):
     `examine` decodes and checks without touching the storage, `store` writes and says what
@@ -105,6 +119,9 @@ class Receiver:
         self.stats = ReceiverStats()
         handle = as_handle(storage)  # its epoch goes into every ack (district.epoch)
         self.epoch = None if handle is None else Epoch(handle)
+        # Posts whose software reads version 3 acks (with an epoch); the others get version
+        # 2 acks, which they can verify: a district upgraded first must not stall them.
+        self._reads_epochs = _epoch_readers(storage)
         self._logged: dict[str, tuple[float, int]] = {}  # post: last log line, lines skipped
         self._kept: dict[str, float] = {}  # post: when a refused payload of it was last kept
 
@@ -182,6 +199,10 @@ class Receiver:
             if isinstance(work, StatusUpdate):
                 self.storage.record_status(work.post, work.status)
                 self.stats.statuses += 1
+                if reads_epochs(work.status):
+                    self._reads_epochs.add(work.post)
+                else:
+                    self._reads_epochs.discard(work.post)
                 return self._epoch_news(work)
             return self._arrived(work.batch, work.alert)
         except StorageError as e:  # not the payload's fault: no ack, the post sends again
@@ -233,10 +254,12 @@ class Receiver:
 
     def _reply(self, post: str, ack: Ack, retain: bool = True) -> Reply:
         """The ack for `post`, signed when the receiver has a key."""
-        if self.epoch is not None:
+        new = post in self._reads_epochs
+        if self.epoch is not None and new:
             ack = replace(ack, epoch=self.epoch.value)
         if self.signer is not None:
-            ack = ack.signed_by(self.signer, post, utc_text(datetime.now(UTC)))
+            version = PROTOCOL if new else EPOCH_SINCE - 1
+            ack = ack.signed_by(self.signer, post, utc_text(datetime.now(UTC)), version)
         return Reply(topics.topic(post, topics.ACK), ack.encode(), retain=retain)
 
     def _count(self, inserted: int, events: int, alert: bool) -> None:

@@ -45,6 +45,7 @@ STATUS_KEYS = {
     "oldest",
     "disk_free",
     "epoch",
+    "ack_v",  # the newest ack version the post reads (absent: 2, software before epochs)
 }
 MAX_STATUS_BYTES = 2048
 STATUS_TIMES = ("time", "acked_at", "since", "oldest")
@@ -93,9 +94,13 @@ class Ack:
             fields.append(self.epoch)
         return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode()
 
-    def signed_by(self, signer: Signer, post: str, time: str) -> Ack:
-        """This ack for `post`, stamped with `time` and signed by the district's key."""
-        unsigned = replace(self, post=post, time=time, key=signer.key_id, sig=None, v=PROTOCOL)
+    def signed_by(self, signer: Signer, post: str, time: str, version: int = PROTOCOL) -> Ack:
+        """This ack for `post`, stamped with `time` and signed by the district's key, as
+        ack `version` (2: for a post whose software predates epochs, without one)."""
+        epoch = self.epoch if version >= EPOCH_SINCE else None
+        unsigned = replace(
+            self, post=post, time=time, key=signer.key_id, sig=None, v=version, epoch=epoch
+        )
         return replace(unsigned, sig=signer.sign(unsigned.signed_bytes()))
 
     def encode(self) -> bytes:
@@ -193,6 +198,8 @@ def parse_status(payload: bytes) -> dict[str, Any]:
         raise PayloadError("status is not JSON") from None
     if not isinstance(doc, dict) or doc.get("state") not in ("online", "offline"):
         raise PayloadError("status has no online/offline state")
+    if "ack_v" in doc and doc["ack_v"] not in (2, 3):
+        raise PayloadError("status ack_v is not an ack version")
     for key in ("pending", "last_seq", "acked", "acks_ignored"):
         if key in doc and not _seq(doc[key], zero=True):
             raise PayloadError(f"status {key} is not a count")

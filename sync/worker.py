@@ -319,6 +319,7 @@ class SyncWorker:
             oldest=self._oldest_unsent(),
             disk_free=_disk_free(store.data_dir),
             epoch=store.epoch,
+            ack_v=messages.PROTOCOL,  # so that the district sends it acks with epochs
         )
 
     def _oldest_unsent(self) -> str | None:

@@ -146,7 +146,7 @@ def test_district_overview_fits_phone_and_desktop(
         page.fill("input[name=name]", "budi")
         page.fill("input[name=password]", PASSWORD)
         page.click("form.login-form button[type=submit], form.login-form [type=submit]")
-        page.wait_for_selector("table.posts", timeout=5000)
+        page.wait_for_selector("table.posts", timeout=20_000)  # a loaded CI machine is slow
         assert page.locator("html").get_attribute("lang") == lang
         assert page.locator("tr.group.kec").count() >= 3  # kecamatan with their totals
         problems = page.evaluate(LAYOUT_PROBLEMS)

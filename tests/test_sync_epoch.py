@@ -20,6 +20,8 @@ from district.server import District, district_link
 from district.sqlite import SQLiteStorage
 from edge.events import Kind
 from edge.store import EventStore
+from sync import codec
+from sync.batch import Batch
 from sync.messages import Ack, status
 from sync.options import split_address
 from sync.worker import SyncWorker
@@ -31,11 +33,13 @@ from tests.support.sync_helpers import (
     assert_exactly_once,
     backlog,
     options,
+    realistic,
 )
 
 DRAIN_S = 60.0
 OLD, NEW = "a" * 32, "b" * 32
 STATUS = f"posko/v1/{POST}/status"
+EVENTS = f"posko/v1/{POST}/events"
 
 
 def copy_db(source: Path, target: Path) -> None:
@@ -183,3 +187,25 @@ def test_sync_epoch_a_forged_or_unsigned_new_epoch_changes_nothing(
     wait_for(lambda: sync.acks.total >= 2, 10, "both acks to be ignored")
     assert sync.acks.counts == {"unknown_key": 1, "unsigned": 1}
     assert (store.epoch, store.acked, store.pending) == (epoch, acked, 0)
+
+
+def test_sync_epoch_a_post_on_older_software_gets_acks_it_can_verify(tmp_path: Path) -> None:
+    """A district upgraded before its posts: a post whose status does not say it reads
+    epochs gets version 2 acks (no epoch, the signed bytes it knows); the others get 3."""
+    with SQLiteStorage(tmp_path / "d.db") as db:
+        receiver = Receiver(db, signer=SIGNER)
+        receiver.handle(STATUS, status("online", acked=0))  # older software: no ack_v
+        old = receiver.handle(
+            EVENTS, codec.encode(Batch.of(POST, [{**e, "post": POST} for e in realistic(3)]))
+        )
+        assert old is not None
+        ack = Ack.decode(old.payload)
+        assert (ack.v, ack.epoch) == (2, None) and ack.ack == 3
+        assert ack.sig is not None and SIGNER.public.verify(ack.signed_bytes(), ack.sig)
+        receiver.handle(STATUS, status("online", acked=3, ack_v=3))  # upgraded
+        new = receiver.handle(
+            EVENTS, codec.encode(Batch.of(POST, [{**e, "post": POST} for e in realistic(6)[3:]]))
+        )
+        assert new is not None
+        ack = Ack.decode(new.payload)
+        assert (ack.v, ack.epoch) == (3, current(db)) and ack.ack == 6
