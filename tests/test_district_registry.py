@@ -29,11 +29,15 @@ from tests.support.district_client import district_client
 from tests.support.sync_helpers import POST, backlog, options
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "district" / "regions" / "pesawaran.toml"
-DAY = datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def today_start() -> datetime:
+    """The start of today in Jakarta, when asked (a suite run may cross midnight)."""
+    return datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def event(post: str, seq: int, kind: Kind = Kind.IN, **fields: Any) -> dict[str, Any]:
-    moment = DAY + timedelta(minutes=seq)
+    moment = today_start() + timedelta(minutes=seq)
     return ev.make(post, seq, moment, kind, clock="synced", who=Who.RESIDENT, **fields)
 
 

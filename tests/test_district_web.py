@@ -21,12 +21,15 @@ from sync.batch import Batch
 from sync.messages import status
 from tests.support.district_client import district_client
 
+
 # Minutes after the start of the page's day (Asia/Jakarta), so "today" never straddles midnight.
-DAY = datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
+def today_start() -> datetime:
+    """The start of today in Jakarta, when asked (a suite run may cross midnight)."""
+    return datetime.now(ZoneInfo("Asia/Jakarta")).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def entry(post: str, seq: int, minute: float, **fields: Any) -> dict[str, Any]:
-    moment = DAY + timedelta(minutes=minute)
+    moment = today_start() + timedelta(minutes=minute)
     return ev.make(post, seq, moment, Kind.IN, clock="synced", who=Who.RESIDENT, **fields)
 
 
@@ -41,7 +44,7 @@ def client(tmp_path: Path) -> FlaskClient:
             ev.make(
                 "posko-a",
                 3,
-                DAY + timedelta(minutes=3),
+                today_start() + timedelta(minutes=3),
                 Kind.RECHECK,
                 clock="synced",
                 who=Who.RESIDENT,
@@ -84,7 +87,7 @@ def test_district_page_escapes_what_posts_send(client: FlaskClient) -> None:
 
 
 def test_district_page_exports_csv_across_posts_for_a_range_of_days(client: FlaskClient) -> None:
-    today = DAY.date()
+    today = today_start().date()
     first = (today - timedelta(days=7)).isoformat()
     response = client.get(f"/export.csv?from={first}&to={(today + timedelta(days=1)).isoformat()}")
     assert response.status_code == 200
