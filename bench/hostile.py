@@ -44,6 +44,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.broker import Mosquitto
+from bench.child import Child
 from bench.payloads import bombs, events, honest_payloads, mutate
 from bench.store import pick_base
 from district.receiver import Receiver
@@ -63,44 +64,6 @@ TARGET_CPU_MS = 100.0
 LIMITS = QuarantineLimits()
 # Each kept row: the payload's prefix, its topic (≤ 300) and its reason (≤ 500).
 QUARANTINE_CAP = LIMITS.rows * (LIMITS.payload_bytes + 800)
-
-
-class Child:
-    """A child process whose stderr lines are collected as they come."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen(args, text=True, stderr=subprocess.PIPE)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    def wait_line(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if text in line:
-                    return line
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.01)
-        said = "".join(self.lines)[-2000:]
-        raise RuntimeError(f"no {text!r} from {self.process.args!r}: {said}")
-
-    def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(5)
-        return "".join(self.lines)
 
 
 def rss_mb(pid: int) -> float:

@@ -40,6 +40,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.broker import Mosquitto
+from bench.child import Child
 from bench.store import filesystem_of, generate, pick_base
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
@@ -69,43 +70,6 @@ NAIVE_TOPIC = f"posko/v1/{POST}/naive"
 TARGET_RATE = 20_000
 TARGET_RATIO = 20.0
 TARGET_BYTES = 10.0
-
-
-class Child:
-    """A child process whose stderr (or stdout) lines are collected as they come."""
-
-    def __init__(self, args: list[str], stream: str = "stderr") -> None:
-        pipe = {stream: subprocess.PIPE}
-        self.process = subprocess.Popen(args, text=True, **pipe)  # type: ignore[call-overload]
-        self.lines: list[str] = []
-        self._stream = getattr(self.process, stream)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self._stream:
-            self.lines.append(line)
-
-    def wait_line(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if text in line:
-                    return line
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.005)
-        raise RuntimeError(f"no {text!r} from {self.process.args}: {''.join(self.lines)[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(5)
 
 
 class CountingProxy:

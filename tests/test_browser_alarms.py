@@ -4,7 +4,6 @@ guard holds "handled"."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,14 @@ import pytest
 from edge.config import Config
 from edge.post import Post
 from sensors.simulated import ScriptedThermometer
+from tests.support import chromium
 from tests.support.web_support import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 WAIT_MS = 4000
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian's chromium is not installed (`make test` installs it)", allow_module_level=True
-    )
-playwright = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
-)
+playwright = chromium.require()
 expect = playwright.expect
 
 
@@ -46,18 +38,8 @@ def served(config: Config) -> Iterator[tuple[Post, str]]:
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 800, "height": 480},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium.page(tmp_path / "chromium-profile", 800, 480) as page:
+        yield page
 
 
 def fits(page: Any) -> None:

@@ -5,7 +5,6 @@ docs/screenshots/district-<size>-<lang>.png for the README."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,22 +23,17 @@ from edge.events import Kind, Screening, Who, utc_text
 from sync import codec
 from sync.batch import Batch
 from sync.messages import status
+from tests.support import chromium
 from tests.support.district_client import PASSWORD, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "docs" / "screenshots"
 EXAMPLE = ROOT / "district" / "regions" / "pesawaran.toml"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 SIZES = {"390x844": (390, 844), "1280x800": (1280, 800)}
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian's chromium is not installed (`make test` installs it)", allow_module_level=True
-    )
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+playwright = chromium.require()
 
 # What an officer must be able to read: the problems found, checked in the browser.
 LAYOUT_PROBLEMS = """() => {
@@ -125,12 +119,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium.browser() as launched:
+        yield launched
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])

@@ -6,7 +6,6 @@ history shows both actions with who and when."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,6 +24,7 @@ from edge.events import Kind
 from posko.runtime import DistrictRuntime
 from sync.options import SyncOptions
 from sync.worker import SyncWorker
+from tests.support import chromium
 from tests.support.district_client import PASSWORD, make_user
 from tests.support.guard import Guard
 from tests.support.keys import SIGNER, TRUST
@@ -32,16 +32,10 @@ from tests.support.sync_broker import Mosquitto, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 REGION = "18.09.01.2001"
 BANNER_MS = 2000  # the issue: the banner within 2 s of the alert's arrival
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian's chromium is not installed (`make test` installs it)", allow_module_level=True
-    )
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+playwright = chromium.require()
 expect = playwright.expect
 
 
@@ -62,19 +56,8 @@ def district(broker: Mosquitto, tmp_path: Path, stack: ExitStack) -> DistrictRun
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 390, "height": 844},
-            locale="id-ID",
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium.page(tmp_path / "chromium-profile", 390, 844, locale="id-ID") as page:
+        yield page
 
 
 def emergencies_at(db: str) -> int:

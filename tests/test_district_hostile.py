@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bench.payloads import bombs, deflated, v1_body
+from district.board import board
 from district.intake import Intake, IntakeLimits
 from district.receiver import Receiver, Refusal, Reply
-from district.report import overview
+from district.registry import Registry
 from district.sqlite import SQLiteStorage
 from district.storage import QuarantineLimits
 from sync import bounded, codec
@@ -287,7 +288,7 @@ def test_district_quarantine_of_a_flood_stays_small_and_counts_everything(
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert (tmp_path / "district.db").stat().st_size < 1 * MIB  # 300 × 64 KiB before
     assert db.quarantine_counts() == {"bench": 300}
-    report = overview(db, "2026-11-27", ZoneInfo("Asia/Jakarta"))  # what the page shows
+    report = board(db, "2026-11-27", ZoneInfo("Asia/Jakarta"), Registry())  # the page's
     assert report["rejected_total"] == 300
 
 

@@ -5,7 +5,6 @@ other. A real post and server, headless Chromium; writes docs/screenshots/guard-
 from __future__ import annotations
 
 import resource
-import shutil
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,21 +19,16 @@ from edge.config import Config
 from edge.post import Post
 from sensors.buttons import Press
 from sensors.simulated import ScriptedThermometer
+from tests.support import chromium
 from tests.support.web_support import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 WAIT_MS = 3000
 LONG_NAME = "Posko RW 03 Sukamaju Kidul"  # the names guards give their posts are long
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian's chromium is not installed (`make test` installs it)", allow_module_level=True
-    )
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+playwright = chromium.require()
 
 # What a guard must be able to read, checked in the browser: returns the problems found.
 LAYOUT_PROBLEMS = """() => {
@@ -177,12 +171,8 @@ STATES: dict[str, tuple[list[Any], Callable[[Post, TrustedClock], Any], str]] = 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium.browser() as launched:
+        yield launched
 
 
 @pytest.fixture

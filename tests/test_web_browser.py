@@ -5,7 +5,6 @@ through server-sent events; Darurat fires only when held. Writes docs/screenshot
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,31 +18,15 @@ from edge.events import parse_time
 from edge.post import Post
 from edge.simulate import simulate
 from sensors.simulated import ScriptedThermometer
+from tests.support import chromium
 from tests.support.web_support import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 2000  # the issue: the count and the event appear within 2 s of a press
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        "Debian's chromium is not installed (`make test` installs it)", allow_module_level=True
-    )
-playwright = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
-)
+playwright = chromium.require()
 expect = playwright.expect
 
 
@@ -82,19 +65,8 @@ def served(config: Config, tmp_path: Path) -> Iterator[tuple[Post, str]]:
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 800, "height": 480},
-            locale="id-ID",
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium.page(tmp_path / "chromium-profile", 800, 480, locale="id-ID") as page:
+        yield page
 
 
 def test_web_browser_press_updates_the_live_view(served: tuple[Post, str], page: Any) -> None:

@@ -13,9 +13,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, abort, current_app, redirect, request
+
+from web.security import safe_next
 
 LANGUAGES = ("id", "en")
+YEAR_S = 365 * 24 * 3600  # how long the language cookie lasts
 _CHOSEN: ContextVar[str | None] = ContextVar("posko_language", default=None)
 COOKIE = "lang"
 CATALOG_DIR = Path(__file__).resolve().parent / "i18n"
@@ -81,3 +84,14 @@ def decimal(value: Any, digits: int = 1) -> str:
         value = f"{value:.{digits}f}"
     text = str(value)
     return text.replace(".", ",") if language() == "id" else text
+
+
+def switch_to(code: str) -> Any:
+    """The answer to `/lang/<code>`: a year's cookie, then back to the local page it came
+    from (`?next=`); 404 for a language the page does not speak. The guard's page and the
+    district page both route to it."""
+    if code not in LANGUAGES:
+        abort(404)
+    response = redirect(safe_next(request.args.get("next")))
+    response.set_cookie(COOKIE, code, max_age=YEAR_S, samesite="Strict", httponly=True)
+    return response

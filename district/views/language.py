@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, request
+from flask import Blueprint
 
-from web.i18n import COOKIE, LANGUAGES
-from web.security import safe_next
+from web.i18n import switch_to
 
 bp = Blueprint("language", __name__)
-
-YEAR_S = 365 * 24 * 3600
 
 
 @bp.get("/lang/<code>")
 def choose(code: str) -> Any:
-    if code not in LANGUAGES:
-        abort(404)
-    response = redirect(safe_next(request.args.get("next")))
-    response.set_cookie(COOKIE, code, max_age=YEAR_S, samesite="Strict", httponly=True)
-    return response
+    return switch_to(code)
