@@ -312,8 +312,9 @@ def _count_failure(
         for key in keys:
             db.execute(
                 "INSERT INTO login_failures VALUES (?, 1, ?, 0, 0) ON CONFLICT (key) DO UPDATE "
-                "SET failures = CASE WHEN first < ? THEN 1 ELSE failures + 1 END, "
-                "first = CASE WHEN first < ? THEN ? ELSE first END",
+                "SET failures = CASE WHEN login_failures.first < ? THEN 1 "
+                "ELSE login_failures.failures + 1 END, first = CASE WHEN "
+                "login_failures.first < ? THEN ? ELSE login_failures.first END",
                 (key, now, now - WINDOW_S, now - WINDOW_S, now),
             )
             failures, lockouts = db.execute(

@@ -151,8 +151,9 @@ def _open_day(db: Any, post: str, day: str, group: list[Event]) -> None:
     seqs = [e["seq"] for e in group]
     db.execute(
         "INSERT INTO daily (post, day, first_seq, last_seq) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (post, day) DO UPDATE SET first_seq = min(first_seq, excluded.first_seq), "
-        "last_seq = max(last_seq, excluded.last_seq)",
+        "ON CONFLICT (post, day) DO UPDATE SET "  # qualified: PostgreSQL's rule too
+        "first_seq = min(daily.first_seq, excluded.first_seq), "
+        "last_seq = max(daily.last_seq, excluded.last_seq)",
         (post, day, min(seqs), max(seqs)),
     )
 
@@ -164,9 +165,12 @@ def _count_day(
     voids = [(seq, ref) for seq, *_, ref in _day_rows(db, zone, post, day, _VOID_SQL)]
     cancelled = {ref for _, ref in voids if ref is not None}
     delta: Counter[str] = Counter(events=len(group))
-    for e in group:
-        if e["seq"] not in cancelled:
-            delta.update(_counted(e["kind"], e.get("who"), e.get("screening")))
+    shapes = Counter(  # few distinct shapes: count them, then their columns once each
+        (e["kind"], e.get("who"), e.get("screening")) for e in group if e["seq"] not in cancelled
+    )
+    for shape, n in shapes.items():
+        for name in _counted(*shape):
+            delta[name] += n
     old = {ref for seq, ref in voids if seq not in fresh_seqs}
     for ref in cancelled - old:  # named by a void for the first time on this day
         delta["voided"] += 1
@@ -244,13 +248,15 @@ def _replay(rows: list[Row]) -> tuple[int, int]:
     state: dict[int, str] = {}  # entry seq: "waiting", "inside", "refused" or "left"
     inside: list[int] = []  # entry seqs that went inside (a heap; some have left since)
     for seq, _, kind, who, screening, ref in ordered:
-        if seq in cancelled or kind == "void":
-            continue
-        if kind == "in":
-            if who == "visitor":
-                state[seq] = "waiting" if screening == "recheck" else "inside"
-                if screening != "recheck":
+        if kind == "in":  # the commonest first
+            if who == "visitor" and seq not in cancelled:
+                if screening == "recheck":
+                    state[seq] = "waiting"
+                else:
+                    state[seq] = "inside"
                     heapq.heappush(inside, seq)
+        elif kind == "void" or seq in cancelled:
+            continue
         elif kind == "recheck":
             if ref is not None and screening != "fault" and state.get(ref) == "waiting":
                 state[ref] = "refused" if screening == "refused" else "inside"

@@ -41,7 +41,7 @@ _EMERGENCIES = (
     f"WHERE e.kind = 'emergency' AND e.time >= ? AND e.time < ? AND {_NOT_VOIDED}"
 )
 _ACTIVE = (
-    f"WITH up AS (SELECT post, max(ref) AS upto FROM ({_HANDLED_NOTES}) GROUP BY post) "
+    f"WITH up AS (SELECT post, max(ref) AS upto FROM ({_HANDLED_NOTES}) AS notes GROUP BY post) "
     "SELECT e.post, e.seq, e.time, e.received FROM events e LEFT JOIN up ON up.post = e.post "
     f"WHERE e.kind = 'emergency' AND e.time >= '' AND e.seq > coalesce(up.upto, 0) "
     f"AND {_NOT_VOIDED} AND NOT EXISTS (SELECT 1 FROM emergency_actions a "
@@ -142,7 +142,7 @@ def _with_actions(handle: SQLHandle, found: list[Emergency]) -> list[Emergency]:
     marks = ", ".join("?" * len(posts))
     actions: dict[tuple[str, int], dict[str, Action]] = defaultdict(dict)
     for post, seq, action, at, user, note in handle.conn.execute(
-        "SELECT post, seq, action, at, user, note FROM emergency_actions "
+        'SELECT post, seq, action, at, "user", note FROM emergency_actions '
         f"WHERE post IN ({marks}) ORDER BY id",
         posts,
     ):
@@ -192,7 +192,7 @@ def record(
         if action in earlier:  # a second acknowledgement (two operators at once) is a no-op
             return done
         db.execute(
-            "INSERT INTO emergency_actions (post, seq, action, at, user, note) "
+            'INSERT INTO emergency_actions (post, seq, action, at, "user", note) '
             "VALUES (?, ?, ?, ?, ?, ?)",
             (post, seq, done.action, done.at, done.user, done.note),
         )

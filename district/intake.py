@@ -53,6 +53,9 @@ class IntakeLimits:
     # While the decode stage still has messages in hand, the storage stage waits this long
     # at most for them, so that they share one commit (group commit); 0: never waits.
     group_commit_ms: float = 20.0
+    # The most checked messages stored in one transaction; 1: a commit per batch (the
+    # behaviour before group commit, the baseline of bench/district.py).
+    group_commit_max: int = STORE_AT_ONCE
 
 
 @dataclass
@@ -310,10 +313,10 @@ class Intake:
 
     def _gather(self, items: list[object]) -> None:
         """Add to `items` what is waiting, and what the decode stage still has in hand of
-        other posts within `group_commit_ms` of the first, up to STORE_AT_ONCE."""
+        other posts within `group_commit_ms` of the first, up to `group_commit_max`."""
         deadline = time.monotonic() + self.limits.group_commit_ms / 1000
         posts = {_post_of(item) for item in items}
-        while len(items) < STORE_AT_ONCE and items[-1] is not _STOP:
+        while len(items) < self.limits.group_commit_max and items[-1] is not _STOP:
             try:
                 items.append(self._stored.get_nowait())
                 posts.add(_post_of(items[-1]))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from district import daily
+from district import daily, migrations
 from district.report import DEFAULT_ZONE
 from district.storage import Purge, QuarantineLimits, Rejected, StorageError, Stored
 from edge.events import FIELDS, Event, utc_text
@@ -28,82 +28,7 @@ from sync.batch import Batch
 
 log = logging.getLogger(__name__)
 
-# 2: quarantine_totals (counts that outlive the quarantine's rows); 3: privacy_log;
-# 4: the district page's tables (accounts, registry, emergencies, daily figures)
-SCHEMA_VERSION = 4
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    post TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, clock TEXT NOT NULL,
-    kind TEXT NOT NULL, who TEXT, temp_c REAL, temp_raw_c REAL, screening TEXT, fault TEXT,
-    ref INTEGER, photo INTEGER, data TEXT, received TEXT NOT NULL,
-    PRIMARY KEY (post, seq)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (time);
-CREATE TABLE IF NOT EXISTS lost (
-    post TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, reported TEXT NOT NULL,
-    PRIMARY KEY (post, first)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS posts (
-    post TEXT PRIMARY KEY, contiguous INTEGER NOT NULL DEFAULT 0,
-    max_seq INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
-    batches INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
-    alerts INTEGER NOT NULL DEFAULT 0, last_alert INTEGER, state TEXT, status TEXT,
-    last_seen TEXT);
-CREATE TABLE IF NOT EXISTS quarantine (
-    id INTEGER PRIMARY KEY, received TEXT NOT NULL, topic TEXT NOT NULL, post TEXT,
-    reason TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB);
-CREATE INDEX IF NOT EXISTS quarantine_by_post ON quarantine (post);
-CREATE INDEX IF NOT EXISTS quarantine_by_received ON quarantine (received);
-CREATE TABLE IF NOT EXISTS quarantine_totals (
-    post TEXT PRIMARY KEY, payloads INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    last TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS privacy_log (
-    id INTEGER PRIMARY KEY, at TEXT NOT NULL, action TEXT NOT NULL, class TEXT NOT NULL,
-    records INTEGER NOT NULL, detail TEXT NOT NULL);
--- login and roles (issue 12): users, server-side sessions, lockouts, the audit trail
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL,
-    created TEXT NOT NULL, changed TEXT NOT NULL, last_login TEXT) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created REAL NOT NULL,
-    seen REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (username);
-CREATE TABLE IF NOT EXISTS login_failures (
-    key TEXT PRIMARY KEY, failures INTEGER NOT NULL, first REAL NOT NULL,
-    locked_until REAL NOT NULL, lockouts INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY, at TEXT NOT NULL, username TEXT, action TEXT NOT NULL,
-    detail TEXT NOT NULL);
--- emergencies (issue 12): operators' actions; small partial indexes find Darurat fast
-CREATE TABLE IF NOT EXISTS emergency_actions (
-    id INTEGER PRIMARY KEY, post TEXT NOT NULL, seq INTEGER NOT NULL, action TEXT NOT NULL,
-    at TEXT NOT NULL, user TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS emergency_actions_by_event ON emergency_actions (post, seq);
-CREATE INDEX IF NOT EXISTS events_emergencies ON events (time) WHERE kind = 'emergency';
-CREATE INDEX IF NOT EXISTS events_voids ON events (post, ref) WHERE kind = 'void';
-CREATE INDEX IF NOT EXISTS events_handled ON events (post, ref)
-    WHERE kind = 'note' AND data LIKE '%"emergency"%';
--- posts in their regions (issue 12): each receiver's link to the broker, for the page
-CREATE TABLE IF NOT EXISTS receiver_link (
-    receiver TEXT PRIMARY KEY, broker TEXT NOT NULL, state TEXT NOT NULL,
-    since TEXT NOT NULL) WITHOUT ROWID;
--- daily figures (issue 12): each post's counts per local day, kept as batches arrive
--- (district.daily); they outlive the events a retention purge deletes
-CREATE TABLE IF NOT EXISTS daily (
-    post TEXT NOT NULL, day TEXT NOT NULL,
-    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-    events INTEGER NOT NULL DEFAULT 0, voided INTEGER NOT NULL DEFAULT 0,
-    in_resident INTEGER NOT NULL DEFAULT 0, in_visitor INTEGER NOT NULL DEFAULT 0,
-    out_resident INTEGER NOT NULL DEFAULT 0, out_visitor INTEGER NOT NULL DEFAULT 0,
-    normal INTEGER NOT NULL DEFAULT 0, fevers INTEGER NOT NULL DEFAULT 0,
-    faults INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0,
-    sensor_faults INTEGER NOT NULL DEFAULT 0, emergencies INTEGER NOT NULL DEFAULT 0,
-    visitors_inside INTEGER NOT NULL DEFAULT 0, visitors_waiting INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (post, day)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS daily_by_day ON daily (day);
-CREATE INDEX IF NOT EXISTS events_visits ON events (post, seq, time, kind, who, screening, ref)
-    WHERE kind IN ('void', 'recheck', 'departed') OR (kind IN ('in', 'out') AND who = 'visitor');
--- restore without loss (issue 13): the database's epoch, named in every ack (district.epoch)
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
+SCHEMA_VERSION = migrations.LATEST  # PRAGMA user_version, beside schema_history
 COLUMNS = (*FIELDS, "received")
 ERASING = ("note", "visitor")  # kinds whose arrival may call for an erasure (UU PDP)
 ERASED = json.dumps({"purged": True})  # a visitor record's data once erased
@@ -195,14 +120,19 @@ class SQLiteStorage:
         held: dict[str, int] = {}
         with self._tx() as db:
             self._scrub_after = False
+            fresh = {  # read under the write lock: exactly what the insert below adds
+                post: daily.unseen(db, *(batches[i][0] for i in group))
+                for post, group in by_post.items()
+            }
+            rows: list[tuple[Any, ...]] = []
+            for post, group in by_post.items():
+                counts = _fresh_rows([batches[i][0] for i in group], fresh[post], seen, rows)
+                for i, n in zip(group, counts, strict=True):
+                    inserted[i] = n
+            db.executemany(_INSERT, rows)  # one for the whole group, of the new events only
             for post, group in by_post.items():
                 mine = [batches[i][0] for i in group]
-                fresh = daily.unseen(db, *mine)
-                for i in group:  # a batch's new events: the changes its one executemany made
-                    before = db.total_changes
-                    db.executemany(_INSERT, [_row(e, seen) for e in batches[i][0].events])
-                    inserted[i] = db.total_changes - before
-                daily.record(db, self.zone, post, fresh)  # duplicates count once
+                daily.record(db, self.zone, post, fresh[post])  # duplicates count once
                 held[post] = self._settle(
                     post, mine, [batches[i][1] for i in group], [inserted[i] for i in group], seen
                 )
@@ -533,20 +463,36 @@ def _connect(path: Path, read_only: bool, busy_timeout: float) -> sqlite3.Connec
         conn.execute("PRAGMA synchronous=FULL")
         # Freed content is overwritten with zeros, whatever this SQLite's build default.
         conn.execute("PRAGMA secure_delete=ON")
-        # fetchall: a statement left unfinished would hold a read lock into the writes below,
-        # and two receivers opening one new file at once would fail as "locked" at once.
-        ((version,),) = conn.execute("PRAGMA user_version").fetchall()
-        conn.executescript(SCHEMA)  # each CREATE ... IF NOT EXISTS commits by itself
-        if version < 2:  # the counts so far, from the rows a version 1 database kept
-            conn.execute(
-                "INSERT OR IGNORE INTO quarantine_totals SELECT coalesce(post, ''), COUNT(*), "
-                "SUM(size), MAX(received) FROM quarantine GROUP BY coalesce(post, '')"
-            )
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        _migrate(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the schema steps this file lacks (`district.migrations`), each in one
+    transaction; a receiver that started at the same moment waits and finds them done."""
+    # fetchall: a statement left unfinished would hold a read lock into the writes below.
+    ((found,),) = conn.execute("PRAGMA user_version").fetchall()
+    if not migrations.pending(found):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ((found,),) = conn.execute("PRAGMA user_version").fetchall()
+        conn.execute(migrations.HISTORY)
+        for step in migrations.pending(found):
+            for statement in step.statements("sqlite"):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO schema_history VALUES (?, ?, ?)",
+                (step.version, step.name, now_text()),
+            )
+            conn.execute(f"PRAGMA user_version={step.version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
@@ -561,6 +507,23 @@ def _use_wal(conn: sqlite3.Connection, patience: float) -> None:
             if "locked" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _fresh_rows(
+    batches: list[Batch], fresh: list[Event], received: str, rows: list[tuple[Any, ...]]
+) -> list[int]:
+    """Add to `rows` those of `fresh` (what `daily.unseen` gave for these batches: a
+    subsequence of their events, in order); how many each batch brings."""
+    counts, at = [], 0
+    for batch in batches:
+        before = at
+        decoded = batch.rows if batch.rows is not None else [None] * len(batch.events)
+        for event, row in zip(batch.events, decoded, strict=True):
+            if at < len(fresh) and fresh[at] is event:
+                at += 1
+                rows.append(_row(event, received) if row is None else (*row, received))
+        counts.append(at - before)
+    return counts
 
 
 def _row(event: Event, received: str) -> tuple[Any, ...]:

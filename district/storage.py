@@ -6,9 +6,11 @@ use only this; `district.backends` picks the implementation from the `--db` valu
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, Self
 
 from edge.events import Event
@@ -16,6 +18,22 @@ from sensors.errors import PoskoError
 from sync.batch import Batch
 
 log = logging.getLogger(__name__)
+
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # of a `--db` that is an address
+
+
+def shown(db: str | Path) -> str:
+    """A `--db` value as messages and logs may show it: an address loses its user name and
+    password (a file path is shown whole)."""
+    text = str(db)
+    if not SCHEME.match(text):
+        return text
+    return re.sub(r"//[^@/]*@", "//", text.split("?")[0])
+
+
+def is_address(db: str | Path) -> bool:
+    """Whether `db` names a database server rather than a file."""
+    return SCHEME.match(str(db)) is not None
 
 
 class StorageError(PoskoError):

@@ -30,7 +30,7 @@ def record(handle: Any, receiver: str, broker: str, state: str, at: str | None =
             tx.execute(
                 "INSERT INTO receiver_link VALUES (?, ?, ?, ?) ON CONFLICT (receiver) DO "
                 "UPDATE SET broker = excluded.broker, state = excluded.state, "
-                "since = excluded.since WHERE state != excluded.state",
+                "since = excluded.since WHERE receiver_link.state != excluded.state",
                 (receiver, broker, state, at),
             )
     except StorageError as e:
@@ -47,7 +47,10 @@ def links(handle: Any) -> list[dict[str, Any]]:
             "WHERE state != ? ORDER BY receiver",
             (STOPPED,),
         )
-    except sqlite3.Error:  # an older database: no table yet (read-only pages cannot create it)
+    except (
+        sqlite3.Error,
+        StorageError,
+    ):  # an older database: no table yet (read-only pages cannot create it)
         return []
     return [dict(zip(("receiver", "broker", "state", "since"), r, strict=True)) for r in cursor]
 

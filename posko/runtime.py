@@ -21,7 +21,7 @@ from district.registry import Registry
 from district.report import DEFAULT_ZONE
 from district.retention import Retention as DistrictRetention
 from district.server import District
-from district.storage import QuarantineLimits
+from district.storage import QuarantineLimits, shown
 from district.web import PageServer
 from district.web import create_app as create_district_app
 from edge.config import Config
@@ -215,6 +215,7 @@ class DistrictRuntime:
         share: str | None = None,
         max_payload: int = MAX_PAYLOAD,
         group_commit_ms: float = IntakeLimits.group_commit_ms,
+        group_commit_max: int = IntakeLimits.group_commit_max,
         web: tuple[str, int] | None = None,
         metrics: tuple[str, int] | None = None,
         zone: str = DEFAULT_ZONE,
@@ -233,7 +234,9 @@ class DistrictRuntime:
         self.link = link
         self.share = share
         self.max_payload = max_payload
-        self.intake = IntakeLimits(group_commit_ms=group_commit_ms)
+        self.intake = IntakeLimits(
+            group_commit_ms=group_commit_ms, group_commit_max=group_commit_max
+        )
         self.web = web
         self.metrics = metrics
         self.zone = zone
@@ -305,7 +308,7 @@ class DistrictRuntime:
         page = f", page at {self.page.url}" if self.page is not None else ""
         served = self.metrics_server
         metrics = f", metrics at {served.url}" if served is not None else ""
-        return f"district receiver on {self.link.address}, database {self.db}{page}{metrics}"
+        return f"district receiver on {self.link.address}, database {shown(self.db)}{page}{metrics}"
 
     def close(self) -> None:
         if self._closed:

@@ -9,11 +9,14 @@ batch whose range implies a lost seq it does not list (`check_lost`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from edge.events import Event
+from edge.events import FIELDS, Event
 from edge.segments import LOST_REASONS, Lost
 from sensors.errors import PoskoError
 
+# The columns of `Batch.rows`: the event's FIELDS, `photo` as 1 or None, `data` as JSON text.
+ROW = FIELDS
 MAX_SEQ = 2**53 - 1  # seqs must survive JSON readers that use doubles
 MAX_EVENTS = 10_000  # events in one batch, whatever the Pi's settings say
 # How far one batch may move a post's contiguous seq past the events it carries, and how
@@ -45,6 +48,9 @@ class Batch:
     last: int
     events: list[Event] = field(default_factory=list)
     declared: tuple[Lost, ...] = ()  # the lost seqs the batch lists (version 3 on)
+    # The events as rows of ROW, in the same order, when the decoder made them (a storage
+    # then inserts these instead of reading each event dict again); never compared.
+    rows: list[tuple[Any, ...]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(

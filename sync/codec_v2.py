@@ -232,10 +232,10 @@ def _decode(body: bytes) -> Batch:
         raise PayloadError(f"an event time is outside {EARLIEST[:10]}..{LATEST[:10]}")
     values = _Values(meta, temps, raws, refs)
     events = [
-        values.event(meta["post"], seq, ms, shapes[i])
-        for seq, ms, i in zip(seqs, times, index, strict=True)
+        values.event(meta["post"], seq, text, shapes[i])
+        for seq, text, i in zip(seqs, _texts(times), index, strict=True)
     ]
-    return Batch(meta["post"], meta["first"], meta["last"], events)
+    return Batch(meta["post"], meta["first"], meta["last"], events, rows=values.rows)
 
 
 def _meta(head: bytes, claimed: tuple[str, int, int, int]) -> dict[str, Any]:
@@ -272,6 +272,25 @@ def _meta(head: bytes, claimed: tuple[str, int, int, int]) -> dict[str, Any]:
     return meta
 
 
+def _texts(times: list[int]) -> list[str]:
+    """The times as text (`to_text`), each hour's text made once (a batch's events share
+    their hours), the rest from tables."""
+    hours: dict[int, str] = {}
+    texts = []
+    for ms in times:
+        hour, rest = divmod(ms, 3_600_000)
+        head = hours.get(hour)
+        if head is None:
+            head = hours[hour] = to_text(hour * 3_600_000)[:14]  # 2026-11-27T03:
+        second, milli = divmod(rest, 1000)
+        texts.append(head + _SECONDS[second] + _MILLIS[milli])
+    return texts
+
+
+_SECONDS = [f"{s // 60:02d}:{s % 60:02d}." for s in range(3600)]  # of an hour: "04:05."
+_MILLIS = [f"{m:03d}Z" for m in range(1000)]
+
+
 class _Values:
     """Hands out the optional values of each event in order, checked as they come."""
 
@@ -280,28 +299,30 @@ class _Values:
     ) -> None:
         self.scale: int = 10 ** meta["dec"]
         self.base = meta["base"]
-        self.temps = iter(t + self.base for t in unzigzag(temps))
+        self.temps = iter([t + self.base for t in unzigzag(temps)])  # a list: cheap next()
         self.raws = iter(unzigzag(raws))
         self.refs = iter(refs)
         self.data = iter(meta["data"])
+        self.rows: list[tuple[Any, ...]] = []  # each event as a row of `batch.ROW` too
 
-    def event(self, post: str, seq: int, ms: int, shape: list[Any]) -> Event:
+    def event(self, post: str, seq: int, time: str, shape: list[Any]) -> Event:
         kind, who, screening, fault, clock, photo, flags = shape
         event: dict[str, Any] = {
             "post": post,
             "seq": seq,
-            "time": to_text(ms),
+            "time": time,
             "clock": clock,
             "kind": kind,
         }
         if who is not None:
             event["who"] = who
-        temp = next(self.temps) if flags & TEMP else None
-        if temp is not None:
-            event["temp_c"] = self._degrees(temp, TEMP_C, "temp_c")
+        scaled = next(self.temps) if flags & TEMP else None
+        temp = raw = ref = data = None
+        if scaled is not None:
+            temp = event["temp_c"] = self._degrees(scaled, TEMP_C, "temp_c")
         if flags & RAW:
-            raw = next(self.raws) + (self.base if temp is None else temp)
-            event["temp_raw_c"] = self._degrees(raw, TEMP_RAW_C, "temp_raw_c")
+            raw_scaled = next(self.raws) + (self.base if scaled is None else scaled)
+            raw = event["temp_raw_c"] = self._degrees(raw_scaled, TEMP_RAW_C, "temp_raw_c")
         if screening is not None:
             event["screening"] = screening
         if fault is not None:
@@ -314,7 +335,12 @@ class _Values:
         if photo is not None:
             event["photo"] = photo
         if flags & DATA:
-            event["data"] = next(self.data)
+            data = event["data"] = next(self.data)
+        text = None if data is None else json.dumps(data, ensure_ascii=False)
+        photo_flag = 1 if photo else None
+        self.rows.append(
+            (post, seq, time, clock, kind, who, temp, raw, screening, fault, ref, photo_flag, text)
+        )
         return cast(Event, event)  # every value checked: the header by _meta, the rest here
 
     def _degrees(self, scaled: int, bounds: tuple[float, float], name: str) -> float:

@@ -17,11 +17,17 @@ from typing import Any
 import pytest
 
 from bench.broker import Mosquitto
+from bench.postgres import Postgres
 from edge.clock import VirtualClock
 from edge.config import Config, defaults
 from edge.post import Post
 from sensors.simulated import ScriptedThermometer
 from tests.support.guard import Guard
+from tests.support.postgres import (
+    BACKENDS,
+    fresh_database,
+    need_postgres,
+)
 from tests.support.station_proc import running_station
 
 START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
@@ -101,3 +107,26 @@ def station(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     with SIGTERM after the test (which must be a clean stop)."""
     with running_station(tmp_path / "data") as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One PostgreSQL cluster per pytest worker, on a free port, started on first use."""
+    need_postgres()
+    with Postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres) -> Iterator[str]:
+    """A fresh database on the worker's cluster, dropped after the test; its address."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def district_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A `--db` value of each backend: an SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "district.db")
+    return str(request.getfixturevalue("postgres_url"))

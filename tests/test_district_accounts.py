@@ -17,7 +17,7 @@ from werkzeug.routing import Rule
 from district import accounts
 from district.accounts import LoginRefused, audit, audit_log, opened
 from district.auth import COOKIE, OPEN, require
-from district.sqlite import SQLiteStorage
+from district.backends import open_storage
 from edge import events as ev
 from edge.events import Kind, Who
 from posko.cli import main
@@ -36,19 +36,19 @@ POST = "posko-rahasia"  # a post id that must not leak to anyone not logged in
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "district.db"
+def db(district_db: str) -> str:
+    """A district database of each backend holding two of a post's entries."""
     now = datetime.now(UTC).replace(microsecond=0)
     events = [
         ev.make(POST, s, now - timedelta(minutes=s), Kind.IN, who=Who.RESIDENT) for s in (1, 2)
     ]
-    with SQLiteStorage(path) as storage:
+    with open_storage(district_db) as storage:
         storage.store_batch(Batch.of(POST, events))
-    return path
+    return district_db
 
 
 @pytest.fixture
-def app(db: Path) -> Flask:
+def app(db: str) -> Flask:
     return district_app(db)
 
 
@@ -95,7 +95,7 @@ def test_district_accounts_every_route_refuses_without_a_login(app: Flask) -> No
     print(f"{len(routes)} routes refused without a login")
 
 
-def test_district_accounts_login_opens_the_page_and_names_who_is_in(db: Path) -> None:
+def test_district_accounts_login_opens_the_page_and_names_who_is_in(db: str) -> None:
     client = district_client(db, "operator", name="sari")
     page = client.get("/")
     assert page.status_code == 200
@@ -105,7 +105,7 @@ def test_district_accounts_login_opens_the_page_and_names_who_is_in(db: Path) ->
     assert client.get("/export.csv").status_code == 200
 
 
-def test_district_accounts_cookie_is_http_only_and_same_site_strict(db: Path) -> None:
+def test_district_accounts_cookie_is_http_only_and_same_site_strict(db: str) -> None:
     make_user(db, "budi", "viewer")
     answer = log_in(district_app(db).test_client(), "budi")
     cookie = next(c for c in answer.headers.getlist("Set-Cookie") if c.startswith(COOKIE))
@@ -116,7 +116,7 @@ def test_district_accounts_cookie_is_http_only_and_same_site_strict(db: Path) ->
 
 
 def test_district_accounts_login_goes_back_to_the_page_asked_for_and_stays_local(
-    app: Flask, db: Path
+    app: Flask, db: str
 ) -> None:
     make_user(db, "budi", "viewer")
     client = app.test_client()
@@ -147,7 +147,7 @@ def test_district_accounts_login_goes_back_to_the_page_asked_for_and_stays_local
 
 
 def test_district_accounts_wrong_passwords_lock_the_name_out_even_after_a_restart(
-    db: Path,
+    db: str,
 ) -> None:
     make_user(db, "budi", "admin")
     client = district_app(db).test_client()
@@ -164,7 +164,7 @@ def test_district_accounts_wrong_passwords_lock_the_name_out_even_after_a_restar
     assert restarted.get("/").status_code == 302
 
 
-def test_district_accounts_many_names_from_one_address_lock_that_address(db: Path) -> None:
+def test_district_accounts_many_names_from_one_address_lock_that_address(db: str) -> None:
     make_user(db, "budi", "viewer")
     client = district_app(db).test_client()
     per_name = accounts.LOCK_AFTER_NAME - 1  # no name is locked by itself
@@ -177,7 +177,7 @@ def test_district_accounts_many_names_from_one_address_lock_that_address(db: Pat
     assert log_in(client, "budi", address="10.0.0.10").status_code == 302
 
 
-def test_district_accounts_a_lockout_ends_and_doubles_the_next_time(db: Path) -> None:
+def test_district_accounts_a_lockout_ends_and_doubles_the_next_time(db: str) -> None:
     make_user(db, "budi", "viewer")
     now = 1_800_000_000.0
     with opened(db) as handle:
@@ -198,7 +198,7 @@ def test_district_accounts_a_lockout_ends_and_doubles_the_next_time(db: Path) ->
         assert accounts.session(handle, token, now=later + 2 * 300 + 2) is not None
 
 
-def test_district_accounts_a_cookie_saved_before_logout_opens_nothing(db: Path) -> None:
+def test_district_accounts_a_cookie_saved_before_logout_opens_nothing(db: str) -> None:
     client = district_client(db, "viewer")
     saved = client.get_cookie(COOKIE)
     assert saved is not None
@@ -210,7 +210,7 @@ def test_district_accounts_a_cookie_saved_before_logout_opens_nothing(db: Path) 
     assert thief.get("/api/posts").status_code == 401
 
 
-def test_district_accounts_a_removed_user_is_out_at_once(db: Path) -> None:
+def test_district_accounts_a_removed_user_is_out_at_once(db: str) -> None:
     client = district_client(db, "viewer", name="ani")
     assert client.get("/").status_code == 200
     assert main(["district", "user", "remove", "ani", "--db", str(db)]) == 0
@@ -219,7 +219,7 @@ def test_district_accounts_a_removed_user_is_out_at_once(db: Path) -> None:
 
 
 def test_district_accounts_a_new_password_ends_the_old_sessions(
-    db: Path, monkeypatch: pytest.MonkeyPatch
+    db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = district_client(db, "viewer", name="ani")
     monkeypatch.setattr("sys.stdin", io.StringIO("sandi-yang-baru-1\n"))
@@ -229,7 +229,7 @@ def test_district_accounts_a_new_password_ends_the_old_sessions(
     assert log_in(client, "ani", "sandi-yang-baru-1").status_code == 302
 
 
-def test_district_accounts_roles_keep_actions_to_those_who_hold_them(db: Path) -> None:
+def test_district_accounts_roles_keep_actions_to_those_who_hold_them(db: str) -> None:
     app = district_app(db)
     app.add_url_rule("/test/act", "act", require("operator")(lambda: "done"), methods=["POST"])
     for role, status in (("viewer", 403), ("operator", 200), ("admin", 200)):
@@ -241,7 +241,7 @@ def test_district_accounts_roles_keep_actions_to_those_who_hold_them(db: Path) -
     assert "Peran Anda (pemantau) tidak boleh melakukan ini" in refused
 
 
-def test_district_accounts_a_viewer_cannot_acknowledge_an_emergency(db: Path) -> None:
+def test_district_accounts_a_viewer_cannot_acknowledge_an_emergency(db: str) -> None:
     app = district_app(db)
     rule = next((r for r in app.url_map.iter_rules() if r.endpoint.endswith("acknowledge")), None)
     if rule is None:
@@ -254,7 +254,7 @@ def test_district_accounts_a_viewer_cannot_acknowledge_an_emergency(db: Path) ->
     assert acted == 0
 
 
-def test_district_accounts_a_post_without_the_csrf_token_is_refused(db: Path) -> None:
+def test_district_accounts_a_post_without_the_csrf_token_is_refused(db: str) -> None:
     client = district_client(db, "viewer")
     refused = client.post("/logout", data={"csrf_token": "not-the-token"})
     assert refused.status_code == 400
@@ -268,7 +268,7 @@ def test_district_accounts_a_post_without_the_csrf_token_is_refused(db: Path) ->
     assert answer.status_code == 400 and stranger.get_cookie(COOKIE) is None
 
 
-def test_district_accounts_the_audit_table_records_each_action(db: Path) -> None:
+def test_district_accounts_the_audit_table_records_each_action(db: str) -> None:
     make_user(db, "budi", "admin")
     client = district_app(db).test_client()
     log_in(client, "budi", "salah-salah-salah", address="10.1.1.1")
@@ -302,7 +302,7 @@ def test_district_accounts_a_fresh_database_says_how_to_add_the_first_admin(
         assert log_in(client, name, "admin").status_code == 401  # no default account
 
 
-def test_district_accounts_passwords_are_kept_as_salted_scrypt_hashes(db: Path) -> None:
+def test_district_accounts_passwords_are_kept_as_salted_scrypt_hashes(db: str) -> None:
     with opened(db) as handle:
         accounts.add_user(handle, "ani", "viewer", PASSWORD)
         accounts.add_user(handle, "budi", "viewer", PASSWORD)
@@ -314,7 +314,7 @@ def test_district_accounts_passwords_are_kept_as_salted_scrypt_hashes(db: Path) 
 
 
 def test_district_accounts_cli_adds_lists_and_removes_users(
-    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     user = ["district", "user"]
     assert main([*user, "list", "--db", str(db)]) == 0
@@ -349,7 +349,7 @@ def test_district_accounts_cli_adds_lists_and_removes_users(
     assert actions[0] == "cli: user_removed" and "cli: user_added" in actions
 
 
-def test_district_accounts_sessions_end_when_idle_and_after_a_day(db: Path) -> None:
+def test_district_accounts_sessions_end_when_idle_and_after_a_day(db: str) -> None:
     make_user(db, "budi", "viewer")
     now = 1_800_000_000.0
     with opened(db) as handle:

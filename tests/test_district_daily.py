@@ -20,7 +20,7 @@ from bench.store import day_events
 from district import daily
 from district.backends import open_storage
 from district.sqlite import SQLiteStorage
-from district.storage import Purge
+from district.storage import Purge, Storage
 from edge.events import Event, Kind, Screening, Who, local_day, make
 from edge.tally import follows_visits, lookback_first
 from sync.batch import Batch
@@ -78,13 +78,14 @@ def expected(events: list[Event], zone: ZoneInfo = ZONE) -> dict[str, dict[str, 
     return found
 
 
-def kept(storage: SQLiteStorage, post: str = POST) -> dict[str, dict[str, int]]:
+def kept(storage: Storage, post: str = POST) -> dict[str, dict[str, int]]:
     """Every day's figures of one post as the daily table holds them."""
-    days = [d for (d,) in storage.conn.execute("SELECT day FROM daily WHERE post = ?", (post,))]
+    conn = storage.conn  # type: ignore[attr-defined]
+    days = [d for (d,) in conn.execute("SELECT day FROM daily WHERE post = ?", (post,))]
     return {day: daily.day_figures(storage, day)[post] for day in sorted(days)}
 
 
-def deliver(storage: SQLiteStorage, events: list[Event], rng: random.Random) -> None:
+def deliver(storage: Storage, events: list[Event], rng: random.Random) -> None:
     """The events in contiguous batches, in a shuffled order, a third of them twice."""
     batches, at = [], 0
     while at < len(events):
@@ -98,15 +99,13 @@ def deliver(storage: SQLiteStorage, events: list[Event], rng: random.Random) -> 
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    with SQLiteStorage(tmp_path / "district.db") as opened:
+def storage(district_db: str) -> Iterator[Storage]:
+    with open_storage(district_db) as opened:
         yield opened
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_district_daily_matches_the_day_report_for_every_day(
-    storage: SQLiteStorage, seed: int
-) -> None:
+def test_district_daily_matches_the_day_report_for_every_day(storage: Storage, seed: int) -> None:
     events = history(seed, days=20, per_day=60)
     deliver(storage, events, random.Random(seed))
     want = expected(events)
@@ -116,7 +115,7 @@ def test_district_daily_matches_the_day_report_for_every_day(
     assert sum(f["emergencies"] for f in want.values()) > 0
 
 
-def test_district_daily_rebuild_gives_the_same_rows(storage: SQLiteStorage) -> None:
+def test_district_daily_rebuild_gives_the_same_rows(storage: Storage) -> None:
     events = history(3, days=18, per_day=50)
     deliver(storage, events, random.Random(3))
     before = kept(storage)
@@ -124,23 +123,23 @@ def test_district_daily_rebuild_gives_the_same_rows(storage: SQLiteStorage) -> N
     assert kept(storage) == before == expected(events)
 
 
-def test_district_daily_is_computed_once_for_an_older_database(tmp_path: Path) -> None:
+def test_district_daily_is_computed_once_for_an_older_database(district_db: str) -> None:
     events = history(4, days=3, per_day=40)
-    with SQLiteStorage(tmp_path / "district.db") as storage:
+    with open_storage(district_db) as storage:
         storage.store_batch(Batch.of(POST, events))
-        storage.conn.execute("DELETE FROM daily")  # as a database made before the table
-    with SQLiteStorage(tmp_path / "district.db") as storage:
+        storage.conn.execute("DELETE FROM daily")  # type: ignore[attr-defined]  # as made before the table
+    with open_storage(district_db) as storage:
         assert kept(storage) == expected(events)
 
 
-def test_district_daily_figures_outlive_a_purge_of_the_events(tmp_path: Path) -> None:
+def test_district_daily_figures_outlive_a_purge_of_the_events(district_db: str) -> None:
     events = history(5, days=4, per_day=40)
-    with SQLiteStorage(tmp_path / "district.db") as storage:
+    with open_storage(district_db) as storage:
         storage.store_batch(Batch.of(POST, events))
         removed = storage.purge(Purge("", "", "9999-12-31T00:00:00.000Z", ""))
         assert removed["events"] == len(events) and storage.count() == 0
         assert kept(storage) == expected(events)
-    with SQLiteStorage(tmp_path / "district.db") as storage:  # not rebuilt from nothing
+    with open_storage(district_db) as storage:  # not rebuilt from nothing
         assert kept(storage) == expected(events)
 
 
@@ -155,7 +154,7 @@ def test_district_daily_days_are_local_days_of_the_storage_zone(tmp_path: Path) 
             assert daily.day_figures(storage, day)[POST]["in_resident"] == 1
 
 
-def test_district_daily_day_figures_and_trend_by_post_and_region(storage: SQLiteStorage) -> None:
+def test_district_daily_day_figures_and_trend_by_post_and_region(storage: Storage) -> None:
     rng = random.Random(6)
     for n, post in enumerate(("rw01", "rw02", "rw03")):
         events = [{**e, "post": post} for e in history(6 + n, days=3, per_day=30)]
@@ -217,7 +216,7 @@ def test_district_daily_matches_the_day_report_for_odd_histories(
         assert kept(storage) == expected(events)
 
 
-def test_district_daily_keeps_events_at_the_calendar_s_ends(storage: SQLiteStorage) -> None:
+def test_district_daily_keeps_events_at_the_calendar_s_ends(storage: Storage) -> None:
     # Late on 9999-12-31 in UTC is year 10000 in Jakarta: counted on the last day there is.
     ends = [datetime(1, 1, 1, 0, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)]
     presses = [

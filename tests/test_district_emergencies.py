@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,9 +12,10 @@ import pytest
 from flask import Flask
 
 from district import emergencies as em
+from district.backends import open_storage
 from district.receiver import Receiver
 from district.report import day_bounds
-from district.sqlite import SQLiteStorage
+from district.storage import Storage
 from edge import events as ev
 from edge.events import Kind
 from sync import codec
@@ -28,13 +28,13 @@ RULES = em.Rules()
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    with SQLiteStorage(tmp_path / "district.db") as storage:
+def db(district_db: str) -> Iterator[Storage]:
+    with open_storage(district_db) as storage:
         yield storage
 
 
 @pytest.fixture
-def send(db: SQLiteStorage) -> Callable[..., None]:
+def send(db: Storage) -> Callable[..., None]:
     receiver = Receiver(db)
 
     def deliver(post: str, events: list[ev.Event], leaf: str = "events") -> None:
@@ -54,7 +54,7 @@ def entries(post: str, seqs: range, minute: float = 0) -> list[ev.Event]:
 
 
 def test_district_emergencies_counted_live_and_from_a_backlog(
-    db: SQLiteStorage, send: Callable[..., None]
+    db: Storage, send: Callable[..., None]
 ) -> None:
     send("posko-a", [event("posko-a", 1, 1)], "alert")  # live, on the alert topic
     send("posko-b", [*entries("posko-b", range(1, 3)), event("posko-b", 3, 5)])  # backlog
@@ -67,7 +67,7 @@ def test_district_emergencies_counted_live_and_from_a_backlog(
 
 
 def test_district_emergency_handled_by_the_posts_own_note(
-    db: SQLiteStorage, send: Callable[..., None]
+    db: Storage, send: Callable[..., None]
 ) -> None:
     send("posko-a", [event("posko-a", 1, 1), event("posko-a", 2, 2)])
     send("posko-a", [event("posko-a", 3, 9, Kind.NOTE, **ev.handled(2))])
@@ -79,7 +79,7 @@ def test_district_emergency_handled_by_the_posts_own_note(
 
 
 def test_district_emergency_acknowledged_then_handled_by_an_operator(
-    db: SQLiteStorage, send: Callable[..., None]
+    db: Storage, send: Callable[..., None]
 ) -> None:
     send("posko-a", [event("posko-a", 1, 1)], "alert")
     now = MORNING + timedelta(minutes=3)
@@ -102,7 +102,7 @@ def test_district_emergency_acknowledged_then_handled_by_an_operator(
 
 
 def test_district_emergency_escalates_when_nobody_acknowledges_in_time(
-    db: SQLiteStorage, send: Callable[..., None]
+    db: Storage, send: Callable[..., None]
 ) -> None:
     send("posko-a", [event("posko-a", 1, 1)], "alert")
     (alarm,) = em.active(db)
@@ -145,10 +145,10 @@ def test_district_silent_posts_are_flagged_after_the_setting() -> None:
 
 
 @pytest.fixture
-def page(tmp_path: Path, db: SQLiteStorage, send: Callable[..., None]) -> Flask:
+def page(district_db: str, send: Callable[..., None]) -> Flask:
     send("posko-a", [event("posko-a", 1, 1)], "alert")
     send("posko-b", [*entries("posko-b", range(1, 3)), event("posko-b", 3, 5)])  # backlog
-    return district_app(db.path, zone="Asia/Jakarta")
+    return district_app(district_db, zone="Asia/Jakarta")
 
 
 def moved(app: Flask, moment: datetime) -> None:
@@ -203,7 +203,7 @@ def test_district_viewer_cannot_acknowledge_an_operator_can(page: Flask) -> None
     assert [x["post"] for x in operator.get("/api/emergencies").get_json()["active"]] == ["posko-b"]
     history = operator.get("/posts/posko-a?day=2026-11-27").get_data(as_text=True)
     assert history.count("sari") >= 2 and "Warga pingsan, dibawa ke puskesmas" in history
-    with SQLiteStorage(path, read_only=True) as db:
+    with open_storage(path, read_only=True) as db:
         actions = [
             r[0] for r in db.conn.execute("SELECT action FROM audit WHERE username = 'sari'")
         ]

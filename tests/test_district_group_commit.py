@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from district.backends import open_storage
 from district.intake import Intake, IntakeLimits
 from district.receiver import Receiver, Reply
 from district.sqlite import SQLiteStorage
-from district.storage import Stored
+from district.storage import Storage, Stored
 from sync import codec
 from sync.batch import Batch
 from sync.messages import Ack
@@ -29,13 +30,17 @@ DAILY = "SELECT * FROM daily ORDER BY post, day"
 class Counted:
     """A storage that counts the groups handed to it (wrapping the real one)."""
 
-    def __init__(self, storage: SQLiteStorage) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.groups: list[list[str]] = []
 
     def store_batches(self, batches: Sequence[tuple[Batch, bool]]) -> list[Stored]:
         self.groups.append([batch.post for batch, _ in batches])
         return self.storage.store_batches(batches)
+
+    def store_batch(self, batch: Batch, *, alert: bool = False) -> Stored:
+        self.groups.append([batch.post])  # a transaction of its own
+        return self.storage.store_batch(batch, alert=alert)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.storage, name)
@@ -45,14 +50,14 @@ class Acks:
     """The intake's publish: each ack with the events then committed (read through a
     connection of its own) and when it went out."""
 
-    def __init__(self, path: Path, expected: int) -> None:
-        self.path, self.expected = path, expected
+    def __init__(self, db: str, expected: int) -> None:
+        self.db, self.expected = db, expected
         self.seen: list[tuple[str, Ack, int, float]] = []
         self.done = threading.Event()
 
     def __call__(self, reply: Reply) -> None:
         post = reply.topic.split("/")[2]
-        with SQLiteStorage(self.path, read_only=True) as reader:
+        with open_storage(self.db, read_only=True) as reader:
             committed = reader.count(post)
         self.seen.append((post, Ack.decode(reply.payload), committed, time.monotonic()))
         if len(self.seen) >= self.expected:
@@ -72,16 +77,22 @@ def topic(post: str) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[SQLiteStorage]:
+def db(district_db: str) -> Iterator[Storage]:
+    with open_storage(district_db) as d:
+        yield d
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[SQLiteStorage]:
     with SQLiteStorage(tmp_path / "district.db") as d:
         yield d
 
 
 def test_district_group_commit_stores_several_posts_in_one_transaction_then_acks(
-    db: SQLiteStorage,
+    db: Storage, district_db: str
 ) -> None:
     storage = Counted(db)
-    acks = Acks(db.path, len(POSTS))
+    acks = Acks(district_db, len(POSTS))
     intake = Intake(Receiver(storage), acks, IntakeLimits(group_commit_ms=1000))  # type: ignore[arg-type]
     for i, post in enumerate(POSTS):
         intake.put(topic(post), payload(post, events_of(post, 300, i)))
@@ -92,9 +103,26 @@ def test_district_group_commit_stores_several_posts_in_one_transaction_then_acks
         assert ack.ack == 300 and committed == 300, post
 
 
-def test_district_group_commit_that_fails_acks_none_and_the_resent_batches_land_once(
-    db: SQLiteStorage,
+def test_district_group_commit_max_of_one_commits_each_batch_on_its_own(
+    db: Storage, district_db: str
 ) -> None:
+    storage = Counted(db)
+    acks = Acks(district_db, len(POSTS))
+    limits = IntakeLimits(group_commit_ms=1000, group_commit_max=1)  # the bench's baseline
+    intake = Intake(Receiver(storage), acks, limits)  # type: ignore[arg-type]
+    for i, post in enumerate(POSTS):
+        intake.put(topic(post), payload(post, events_of(post, 300, i)))
+    with intake:
+        assert acks.done.wait(30)
+    assert sorted(storage.groups) == [[post] for post in POSTS]  # a transaction each
+    for post, ack, committed, _ in acks.seen:
+        assert ack.ack == 300 and committed == 300, post
+
+
+def test_district_group_commit_that_fails_acks_none_and_the_resent_batches_land_once(
+    sqlite_db: SQLiteStorage,
+) -> None:
+    db = sqlite_db  # the failure is an SQLite trigger
     payloads = [(post, payload(post, events_of(post, 200, i))) for i, post in enumerate(POSTS)]
     # The disk fails while the last post's batch is written, after the others' rows.
     db.conn.execute(
@@ -106,7 +134,7 @@ def test_district_group_commit_that_fails_acks_none_and_the_resent_batches_land_
     assert receiver.store([w for w in works if w is not None]) == [None, None, None]
     assert db.count() == 0 and receiver.stats.db_errors == 1  # the whole group rolled back
     db.conn.execute("DROP TRIGGER disk_fails")
-    acks = Acks(db.path, len(POSTS))
+    acks = Acks(str(db.path), len(POSTS))
     with Intake(receiver, acks, IntakeLimits(group_commit_ms=200)) as intake:
         for post, body in payloads:  # each post sends its batch again
             intake.put(topic(post), body)
@@ -118,7 +146,7 @@ def test_district_group_commit_that_fails_acks_none_and_the_resent_batches_land_
 
 
 def test_district_group_commit_stores_out_of_order_and_repeated_batches_once(
-    tmp_path: Path, db: SQLiteStorage
+    tmp_path: Path, db: Storage
 ) -> None:
     rng = random.Random(13)
     history = {post: events_of(post, 1500, i) for i, post in enumerate(POSTS)}
@@ -143,8 +171,10 @@ def test_district_group_commit_stores_out_of_order_and_repeated_batches_once(
     assert receiver.stats.events == 4500
 
 
-def test_district_group_commit_acks_a_lone_batch_without_waiting(db: SQLiteStorage) -> None:
-    acks = Acks(db.path, 1)
+def test_district_group_commit_acks_a_lone_batch_without_waiting(
+    db: Storage, district_db: str
+) -> None:
+    acks = Acks(district_db, 1)
     intake = Intake(Receiver(db), acks, IntakeLimits(group_commit_ms=5000))
     with intake:
         sent = time.monotonic()
@@ -154,10 +184,12 @@ def test_district_group_commit_acks_a_lone_batch_without_waiting(db: SQLiteStora
 
 
 @pytest.mark.slow
-def test_district_group_commit_waits_no_longer_than_the_setting(db: SQLiteStorage) -> None:
+def test_district_group_commit_waits_no_longer_than_the_setting(
+    db: Storage, district_db: str
+) -> None:
     wait_ms, margin_s = 100, 1.0  # the margin: one group's commit on a busy test machine
     backlog = events_of("posko-b", 40 * 1000, 2)
-    acks = Acks(db.path, 41)
+    acks = Acks(district_db, 41)
     intake = Intake(Receiver(db), acks, IntakeLimits(group_commit_ms=wait_ms))
     intake.put(topic("posko-a"), payload("posko-a", events_of("posko-a", 10, 1)))
     for i in range(0, len(backlog), 1000):  # keeps the decode stage busy for a while
@@ -169,3 +201,23 @@ def test_district_group_commit_waits_no_longer_than_the_setting(db: SQLiteStorag
     assert first - started < wait_ms / 1000 + margin_s
     assert acks.seen[-1][3] - first > 0  # the decode stage was still at work: a group was cut
     assert db.count() == 40_010
+
+
+def test_district_group_commit_stores_decoded_rows_exactly_as_the_events_say(
+    tmp_path: Path,
+) -> None:
+    events = events_of("posko-a", 1500, 7)  # visitors, notes, temperatures, refs, photos
+    decoded = [codec.decode(payload("posko-a", events[i : i + 500])) for i in (0, 500, 1000)]
+    assert all(batch.rows for batch in decoded)  # the receiver inserts these rows
+    plain = [Batch.of("posko-a", list(batch.events)) for batch in decoded]  # no rows
+    with (
+        SQLiteStorage(tmp_path / "rows.db") as rows,
+        SQLiteStorage(tmp_path / "dicts.db") as dicts,
+    ):
+        rows.store_batches([(decoded[0], False), (decoded[1], False), (decoded[0], False)])
+        rows.store_batches([(decoded[2], False)])
+        dicts.store_batches([(batch, False) for batch in plain])
+        assert list(rows.events(post="posko-a")) == events
+        assert list(rows.events(post="posko-a")) == list(dicts.events(post="posko-a"))
+        assert rows.conn.execute(DAILY).fetchall() == dicts.conn.execute(DAILY).fetchall()
+        assert rows.posts()[0]["duplicates"] == 500  # the batch sent twice counted once

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask.testing import FlaskClient
 
+from district.backends import open_storage
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from edge import events as ev
@@ -19,7 +20,7 @@ from edge.events import Kind, Screening, Who
 from sync import codec
 from sync.batch import Batch
 from sync.messages import status
-from tests.support.district_client import district_client
+from tests.support.district_client import csrf, district_client
 
 
 # Minutes after the start of the page's day (Asia/Jakarta), so "today" never straddles midnight.
@@ -127,3 +128,35 @@ def test_district_page_says_when_its_database_cannot_be_read(tmp_path: Path) -> 
     page = client.get("/rekap")
     assert page.status_code == 503 and "Basis data kabupaten" in page.get_data(True)
     assert client.get("/api/posts").status_code == 503
+
+
+def test_district_page_answers_on_each_backend(district_db: str) -> None:
+    """A smoke test of every page over a few posts' days of events, on SQLite and on
+    PostgreSQL: nothing answers an error."""
+    with open_storage(district_db) as db:
+        receiver = Receiver(db)
+        for post in ("posko-a", "posko-b", "posko-c"):
+            events = [
+                entry(post, seq, minute, temp_c=36.6, screening=Screening.NORMAL)
+                for seq, minute in enumerate((-2 * 24 * 60, -24 * 60, -60, 1, 2), 1)
+            ]
+            emergency = ev.make(
+                post, 6, today_start() + timedelta(minutes=3), Kind.EMERGENCY, clock="synced"
+            )
+            payload = codec.encode(Batch.of(post, [*events, emergency]))
+            assert receiver.handle(f"posko/v1/{post}/events", payload) is not None
+            receiver.handle(f"posko/v1/{post}/status", status("online", pending=0))
+    client = district_client(district_db, "operator")
+    today = today_start().date()
+    days = f"from={(today - timedelta(days=3)).isoformat()}&to={today.isoformat()}"
+    for path in ("/", "/api/posts", "/posts/posko-a", "/rekap", "/api/emergencies"):
+        assert client.get(path).status_code == 200, path
+    export = client.get(f"/export.csv?{days}")
+    assert export.status_code == 200 and export.get_data(as_text=True).count("\n") == 1 + 18
+    for action, form in (("acknowledge", {}), ("handle", {"note": "Sudah ditangani warga"})):
+        answer = client.post(
+            f"/emergencies/posko-a/6/{action}", data={"csrf_token": csrf(client), **form}
+        )
+        assert answer.status_code == 303, action
+    active = client.get("/api/emergencies").get_json()["active"]
+    assert [e["post"] for e in active] == ["posko-b", "posko-c"]

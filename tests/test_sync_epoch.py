@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from district.receiver import Receiver
 from district.server import District, district_link
 from district.sqlite import SQLiteStorage
 from edge.events import Kind
+from edge.retention import cutoff, purge_synced_events
+from edge.segments import Lost
 from edge.store import EventStore
 from sync import codec
 from sync.batch import Batch
@@ -209,3 +211,61 @@ def test_sync_epoch_a_post_on_older_software_gets_acks_it_can_verify(tmp_path: P
         assert new is not None
         ack = Ack.decode(new.payload)
         assert (ack.v, ack.epoch) == (3, current(db)) and ack.ack == 6
+
+
+def append_day(store: EventStore, days_ago: int, count: int) -> list[int]:
+    """`count` of the post's presses on a local day `days_ago` days before today."""
+    today = datetime.now(store.zone).date()
+    morning = datetime.combine(today - timedelta(days=days_ago), time(8), tzinfo=store.zone)
+    return [
+        store.append(Kind.OUT, moment=morning + timedelta(minutes=n), clock="synced")["seq"]
+        for n in range(count)
+    ]
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_sync_epoch_what_the_pi_purged_since_the_backup_is_declared_lost_the_rest_resent(
+    broker: Mosquitto,
+    district: Callable[[], District],
+    db_path: Path,
+    tmp_path: Path,
+    stack: ExitStack,
+) -> None:
+    first = district()
+    store = stack.enter_context(EventStore(tmp_path / "pi", POST))
+    chosen = options(broker.address, batch_events=100, window=1, status_interval=0.3)
+    sync = stack.enter_context(SyncWorker(store, chosen, backoff=FAST_BACKOFF))
+    backed_up = append_day(store, 4, 50)
+    sync.notify(store.get(store.last_seq))  # type: ignore[arg-type]
+    assert sync.wait_drained(DRAIN_S)
+    old = store.epoch
+    copy_db(db_path, tmp_path / "backup.db")  # last night's backup: seqs 1-50
+    purged = append_day(store, 3, 50)  # drained after the backup, then purged on the Pi
+    kept = append_day(store, 2, 50) + append_day(store, 0, 10)  # today's closes the day before
+    sync.notify(store.get(store.last_seq))  # type: ignore[arg-type]
+    assert sync.wait_drained(DRAIN_S)
+    wait_for(lambda: held_status(db_path).get("acked") == store.last_seq, 10, "the status")
+    today = store.today(datetime.now(UTC))
+    assert purge_synced_events(store, cutoff(today, 2)) == len(backed_up + purged)
+    assert store.lost_between(purged[0], purged[-1]) == [Lost(purged[0], purged[-1], "purged")]
+    first.close()
+    copy_db(tmp_path / "backup.db", db_path)  # the disk died; the backup is back
+    district()
+    wait_for(lambda: store.epoch not in (None, old), 20, "the new epoch to reach the Pi")
+    assert sync.wait_drained(DRAIN_S) and store.pending == 0
+    still = [e["seq"] for e in store.since(0)]
+    assert still == [*kept, store.last_seq]  # what the Pi holds: the kept days and its note
+    with SQLiteStorage(db_path, read_only=True) as db:
+        assert db.seqs(POST) == backed_up + still  # each once
+        assert db.count() == len(backed_up + still)
+        assert db.lost(POST) == [(purged[0], purged[-1])]  # declared, not waited for
+        assert db.gaps(POST) == [] and db.contiguous(POST) == store.last_seq
+        assert current(db) == store.epoch
+    note = store.get(store.last_seq)
+    assert note is not None and note["data"]["district_epoch"] == {
+        "from": kept[-1],
+        "to": backed_up[-1],
+        "epoch": store.epoch,
+        "lost": len(purged),
+    }

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from district.backends import DB_HELP
 from district.emergencies import Rules
 from district.export import WRITERS, export
+from district.intake import STORE_AT_ONCE
 from district.registry import Registry
 from district.registry import load as load_registry
 from district.report import DEFAULT_ZONE
@@ -70,7 +72,7 @@ def _add_run(sub: Any) -> None:
         "the commit. Bad payloads go to a quarantine table. Waits for the broker "
         "if it is not up yet. Runs until Ctrl-C or SIGTERM.",
     )
-    run.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    run.add_argument("--db", required=True, metavar="DB", help=DB_HELP)
     run.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker")
     run.add_argument("--web", metavar="HOST:PORT", help="serve the district page here")
     run.add_argument(
@@ -111,6 +113,14 @@ def _add_run(sub: Any) -> None:
         metavar="MS",
         help="wait at most this long for more batches to store in the same commit (group "
         "commit; default %(default)g, 0: never wait)",
+    )
+    run.add_argument(
+        "--group-commit-max",
+        type=int,
+        default=STORE_AT_ONCE,
+        metavar="N",
+        help="store at most this many batches in one commit (default %(default)d; "
+        "1 = a commit per batch)",
     )
     run.add_argument("--zone", default=DEFAULT_ZONE, help="time zone of the page's days")
     run.add_argument(
@@ -181,7 +191,7 @@ def _add_export(sub: Any) -> None:
         "and seq: CSV with a header row, or one JSON object per line. --from and "
         "--to pick local days in --zone; without them, everything.",
     )
-    export.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    export.add_argument("--db", required=True, metavar="DB", help=DB_HELP)
     export.add_argument("--from", dest="first", metavar="YYYY-MM-DD", help="first day")
     export.add_argument("--to", dest="last", metavar="YYYY-MM-DD", help="last day")
     export.add_argument("--format", choices=tuple(WRITERS), required=True)
@@ -219,6 +229,8 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
     signer = Signer.from_file(args.signing_key) if args.signing_key else None
     if not 0 <= args.group_commit_ms <= 1000:
         args.fail("--group-commit-ms must be between 0 and 1000")
+    if not 1 <= args.group_commit_max <= 10_000:
+        args.fail("--group-commit-max must be between 1 and 10000")
     if args.quarantine_rows < 1:
         args.fail("--quarantine-rows must be at least 1")
     quarantine = replace(QUARANTINE, rows=args.quarantine_rows)
@@ -231,6 +243,7 @@ def run_district(config: Config, args: argparse.Namespace) -> int:
         share=args.share,
         max_payload=args.max_payload,
         group_commit_ms=args.group_commit_ms,
+        group_commit_max=args.group_commit_max,
         web=web,
         metrics=metrics,
         zone=zone.key,

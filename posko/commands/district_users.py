@@ -25,7 +25,9 @@ from district.accounts import (
     set_password,
     users,
 )
+from district.backends import DB_HELP
 from district.report import DEFAULT_ZONE
+from district.storage import is_address, shown
 from edge.config import Config
 from edge.events import parse_time
 from sensors.errors import PoskoError, UsageError
@@ -56,7 +58,7 @@ def register(sub: Any) -> None:
     passwd.add_argument("name")
     _password_flag(passwd)
     for parser, handler in ((add, _add), (remove, _remove), (listing, _list), (passwd, _passwd)):
-        parser.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+        parser.add_argument("--db", required=True, metavar="DB", help=DB_HELP)
         parser.set_defaults(handler=handler, fail=parser.error)
 
 
@@ -73,7 +75,7 @@ def _add(config: Config, args: argparse.Namespace) -> int:
     password = _password(args)
     with opened(args.db) as handle:
         add_user(handle, name, args.role, password, by=_by())
-    print(f"posko: user {name} ({args.role}) added to {args.db}", file=sys.stderr)
+    print(f"posko: user {name} ({args.role}) added to {shown(args.db)}", file=sys.stderr)
     return 0
 
 
@@ -102,7 +104,7 @@ def _list(config: Config, args: argparse.Namespace) -> int:
         found = users(handle)
     if not found:
         print(f"posko: no users yet; add the first admin with: posko district user add NAME "
-              f"--role admin --db {args.db}", file=sys.stderr)  # fmt: skip
+              f"--role admin --db {shown(args.db)}", file=sys.stderr)  # fmt: skip
         return 0
     print(f"{'name':<32}  {'role':<8}  {'created':<16}  last login")
     for user in found:
@@ -132,7 +134,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _existing(db: str) -> str:
-    if not Path(db).is_file():
+    if not is_address(db) and not Path(db).is_file():
         raise PoskoError(f"no district database at {db}")
     return db
 

@@ -13,8 +13,10 @@ import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
+import bench.store
 from bench.store import day_events, generate
 from district.sqlite import SQLiteStorage
 from edge.config import defaults
@@ -27,9 +29,11 @@ POST = "bench"  # the post id of bench.store's generator
 FAST_BACKOFF = (0.05, 0.5)
 
 
-def backlog(data_dir: Path, events: int, seed: int = 1) -> int:
+def backlog(data_dir: Path, events: int, seed: int = 1, post: str = POST) -> int:
     """A post's data directory holding `events` varied events over a few days, unsynced."""
-    generate(data_dir, events, max(1, min(events // 500, 30)), seed)
+    # The generator writes its own post id: lend it another one for a district of posts.
+    with mock.patch.object(bench.store, "POST", post):
+        generate(data_dir, events, max(1, min(events // 500, 30)), seed)
     return events
 
 
@@ -45,10 +49,10 @@ def realistic(n: int, seed: int = 3) -> list[dict[str, Any]]:
     return [json.loads(json.dumps(e)) for e in events]  # as read back from the journal
 
 
-def options(address: str, **changes: Any) -> SyncOptions:
-    """Sync options of the bench post against `address`, pinning the tests' district key;
-    short timeouts for tests."""
-    config = defaults().replace(post__id=POST, mqtt__broker=address, data__dir="/nonexistent")
+def options(address: str, post: str = POST, **changes: Any) -> SyncOptions:
+    """Sync options of the bench post (or `post`) against `address`, pinning the tests'
+    district key; short timeouts for tests."""
+    config = defaults().replace(post__id=post, mqtt__broker=address, data__dir="/nonexistent")
     return SyncOptions.from_config(config, **{"ack_timeout": 3.0, "trust": TRUST, **changes})
 
 
@@ -77,8 +81,9 @@ class ReceiverProcess:
     """`posko district run` as a child process, signing with the tests' district key;
     `subscribed` waits for its log line."""
 
-    def __init__(self, db: Path, broker: str, *extra: str) -> None:
-        key, _ = write_keys(db.parent / "district-keys")
+    def __init__(self, db: Path | str, broker: str, *extra: str, keys: Path | None = None) -> None:
+        # A PostgreSQL address has no directory of its own: `keys` says where the keys go.
+        key, _ = write_keys((keys or Path(db).parent) / "district-keys")
         self.args = [
             sys.executable,
             "-m",
