@@ -40,8 +40,9 @@ from bench.store import day_events
 from district import daily, registry
 from district.accounts import Cost, add_user
 from district.auth import FORM_COOKIE
+from district.group_commit import COLUMNS, now_text
 from district.report import day_bounds
-from district.sqlite import COLUMNS, SQLiteStorage, now_text
+from district.sqlite import SQLiteStorage
 from district.web import create_app
 from edge.events import Event, local_day
 from edge.tally import follows_visits, lookback_first, summarize

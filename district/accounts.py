@@ -18,7 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from district.sqlite import now_text, storage_errors
+from district.group_commit import now_text
+from district.sqlite import storage_errors
 from district.storage import SQLHandle, StorageError
 from sensors.errors import PoskoError
 

@@ -30,11 +30,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from district.localdays import Calendar, day_of, days
-from district.report import day_bounds
 from district.storage import SQLHandle, StorageError
-from edge.events import Event, Kind, Screening, Who
-from edge.tally import LOOKBACK_DAYS, lookback_first
-from sync.batch import Batch
+from edge.events import Kind, Screening, Who
+from edge.tally import lookback_first
 
 log = logging.getLogger(__name__)
 
@@ -88,48 +86,7 @@ def _follows_visits(kind: str, who: str | None) -> bool:
     )
 
 
-# -- writing: in the transaction that stores a batch ------------------------------------
-
-
-def unseen(db: Any, *batches: Batch) -> list[Event]:
-    """The events of these batches (all of one post) not stored yet (call before inserting
-    them), each seq once."""
-    held: set[int] = set()
-    for batch in batches:  # each range by itself: out-of-order batches lie far apart
-        held.update(
-            seq
-            for (seq,) in db.execute(
-                "SELECT seq FROM events WHERE post = ? AND seq BETWEEN ? AND ?",
-                (batch.post, batch.first, batch.last),
-            )
-        )
-    fresh: list[Event] = []
-    for batch in batches:
-        for event in batch.events:
-            if event["seq"] not in held:
-                held.add(event["seq"])
-                fresh.append(event)
-    return fresh
-
-
-def record(db: Any, zone: ZoneInfo, post: str, fresh: list[Event]) -> None:
-    """Count `fresh` (events just inserted, none stored before) into the post's days."""
-    if not fresh:
-        return
-    by_day: dict[str, list[Event]] = defaultdict(list)
-    times = [e["time"] for e in fresh]
-    calendar = Calendar(zone, day_of(min(times), zone), day_of(max(times), zone))
-    for event in fresh:
-        by_day[calendar.day(event["time"])].append(event)
-    known = _days_between(db, post, min(by_day), max(by_day))
-    fresh_seqs = {e["seq"] for e in fresh}
-    targets = {day for day in by_day if day not in known}
-    for day, group in by_day.items():
-        _open_day(db, post, day, group)
-        _count_day(db, zone, post, day, group, fresh_seqs)
-        if any(_follows_visits(e["kind"], e.get("who")) for e in group):
-            targets.update(_days_between(db, post, day, _later(day, LOOKBACK_DAYS)))
-    _recount_visitors(db, zone, post, targets)
+# -- writing: in the transaction that stores a group of batches (district.daily_group) ---
 
 
 def _later(day: str, days: int) -> str:
@@ -138,99 +95,6 @@ def _later(day: str, days: int) -> str:
         return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
     except OverflowError:
         return date.max.isoformat()
-
-
-def _days_between(db: Any, post: str, first: str, last: str) -> set[str]:
-    rows = db.execute(
-        "SELECT day FROM daily WHERE post = ? AND day BETWEEN ? AND ?", (post, first, last)
-    )
-    return {day for (day,) in rows}
-
-
-def _open_day(db: Any, post: str, day: str, group: list[Event]) -> None:
-    seqs = [e["seq"] for e in group]
-    db.execute(
-        "INSERT INTO daily (post, day, first_seq, last_seq) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (post, day) DO UPDATE SET "  # qualified: PostgreSQL's rule too
-        "first_seq = min(daily.first_seq, excluded.first_seq), "
-        "last_seq = max(daily.last_seq, excluded.last_seq)",
-        (post, day, min(seqs), max(seqs)),
-    )
-
-
-def _count_day(
-    db: Any, zone: ZoneInfo, post: str, day: str, group: list[Event], fresh_seqs: set[int]
-) -> None:
-    """Add the day's new events, and take back what their voids cancel (same day only)."""
-    voids = [(seq, ref) for seq, *_, ref in _day_rows(db, zone, post, day, _VOID_SQL)]
-    cancelled = {ref for _, ref in voids if ref is not None}
-    delta: Counter[str] = Counter(events=len(group))
-    shapes = Counter(  # few distinct shapes: count them, then their columns once each
-        (e["kind"], e.get("who"), e.get("screening")) for e in group if e["seq"] not in cancelled
-    )
-    for shape, n in shapes.items():
-        for name in _counted(*shape):
-            delta[name] += n
-    old = {ref for seq, ref in voids if seq not in fresh_seqs}
-    for ref in cancelled - old:  # named by a void for the first time on this day
-        delta["voided"] += 1
-        if ref in fresh_seqs:
-            continue  # new too: not counted above
-        target = db.execute(
-            "SELECT time, kind, who, screening FROM events WHERE post = ? AND seq = ?",
-            (post, ref),
-        ).fetchone()
-        if target is not None and day_of(target[0], zone) == day:
-            delta.subtract(_counted(*target[1:]))
-    changes = [(name, n) for name, n in delta.items() if n]
-    if changes:
-        sets = ", ".join(f"{name} = {name} + ?" for name, _ in changes)
-        db.execute(
-            f"UPDATE daily SET {sets} WHERE post = ? AND day = ?",
-            (*(n for _, n in changes), post, day),
-        )
-
-
-def _day_rows(db: Any, zone: ZoneInfo, post: str, day: str, where: str) -> list[Row]:
-    """The post's stored events of a local day that match `where` (its seq range first)."""
-    span = db.execute(
-        "SELECT first_seq, last_seq FROM daily WHERE post = ? AND day = ?", (post, day)
-    ).fetchone()
-    if span is None:
-        return []
-    start, end = day_bounds(day, day, zone)
-    return list(
-        db.execute(
-            f"SELECT {_ROW} FROM events WHERE post = ? AND seq BETWEEN ? AND ? "
-            f"AND time >= ? AND time < ? AND {where}",
-            (post, *span, start, end),
-        )
-    )
-
-
-def _recount_visitors(db: Any, zone: ZoneInfo, post: str, targets: set[str]) -> None:
-    """Replay the visits of each target day's window from the stored events."""
-    if not targets:
-        return
-    first, last = lookback_first(min(targets)), max(targets)
-    span = db.execute(
-        "SELECT min(first_seq), max(last_seq) FROM daily WHERE post = ? AND day BETWEEN ? AND ?",
-        (post, first, last),
-    ).fetchone()
-    start, end = day_bounds(first, last, zone)
-    rows: list[Row] = db.execute(
-        f"SELECT {_ROW} FROM events WHERE post = ? AND seq BETWEEN ? AND ? "
-        f"AND time >= ? AND time < ? AND {_VISIT_SQL}",
-        (post, *span, start, end),
-    ).fetchall()
-    found = []
-    for day in sorted(targets):  # a day's window by its time bounds: no day per row
-        lo, hi = day_bounds(lookback_first(day), day, zone)
-        found.append((*_replay([r for r in rows if lo <= r[1] < hi]), post, day))
-    db.executemany(
-        "UPDATE daily SET visitors_inside = ?, visitors_waiting = ? WHERE post = ? AND day = ?",
-        found,
-    )
 
 
 def _visitors(window: dict[str, list[Row]], day: str) -> tuple[int, int]:

@@ -7,6 +7,7 @@ Portable SQL only (SQLite and PostgreSQL): `?` marks, a `VALUES` list joined as 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -15,11 +16,11 @@ from zoneinfo import ZoneInfo
 from district import daily
 from district.localdays import Calendar, day_of
 from district.report import day_bounds
+from district.storage import sql_values
 from edge.events import Event
 from edge.tally import LOOKBACK_DAYS, lookback_first
 
 Key = tuple[str, str]  # (post, day)
-_CHUNK = 150  # VALUES rows per statement: at most 750 variables (SQLite's old limit 999)
 _OPEN = (
     "INSERT INTO daily (post, day, first_seq, last_seq) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (post, day) DO UPDATE SET "
@@ -69,18 +70,10 @@ def record_many(db: Any, zone: ZoneInfo, fresh: dict[str, list[Event]]) -> None:
     _recount_visitors(db, zone, targets)
 
 
-def _values(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, list[Any]]]:
-    """`VALUES (?, ...), ...` texts and their parameters, a chunk at a time."""
-    for at in range(0, len(rows), _CHUNK):
-        chunk = rows[at : at + _CHUNK]
-        marks = "(" + ", ".join("?" * len(chunk[0])) + ")"
-        yield ", ".join([marks] * len(chunk)), [value for row in chunk for value in row]
-
-
 def _days_within(db: Any, spans: Sequence[tuple[str, str, str]]) -> set[Key]:
     """The (post, day) rows that exist within each (post, first day, last day)."""
     found: set[Key] = set()
-    for values, params in _values(spans):
+    for values, params in sql_values(spans):
         found.update(
             (post, day)
             for post, day in db.execute(
@@ -96,7 +89,7 @@ def _day_rows(db: Any, zone: ZoneInfo, keys: Iterable[Key], where: str) -> dict[
     """Each (post, day)'s stored events that match `where` (within its seq span)."""
     spans = [(post, day, *day_bounds(day, day, zone)) for post, day in keys]
     found: dict[Key, list[Any]] = defaultdict(list)
-    for values, params in _values(spans):
+    for values, params in sql_values(spans):
         for post, day, *row in db.execute(
             f"WITH k (kp, kd, t0, t1) AS (VALUES {values}) SELECT k.kp, k.kd, {_E_ROW} "
             "FROM k JOIN daily d ON d.post = k.kp AND d.day = k.kd "
@@ -147,7 +140,7 @@ def _targets(
     db: Any, lookups: list[tuple[str, int, str]]
 ) -> Iterator[tuple[str, int, str, tuple[Any, ...]]]:
     """The (time, kind, who, screening) of each stored event a new void names."""
-    for values, params in _values(lookups):
+    for values, params in sql_values(lookups):
         for post, ref, day, *target in db.execute(
             f"WITH k (kp, ks, kd) AS (VALUES {values}) SELECT k.kp, k.ks, k.kd, "
             "e.time, e.kind, e.who, e.screening FROM k "
@@ -166,7 +159,7 @@ def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
         by_post[post].append(day)
     windows = [(post, lookback_first(min(d)), max(d)) for post, d in by_post.items()]
     spans: list[tuple[Any, ...]] = []
-    for values, params in _values(windows):
+    for values, params in sql_values(windows):
         for post, lo, hi, first_seq, last_seq in db.execute(
             f"WITH k (kp, lo, hi) AS (VALUES {values}) SELECT k.kp, k.lo, k.hi, "
             "min(d.first_seq), max(d.last_seq) FROM k JOIN daily d ON d.post = k.kp "
@@ -175,7 +168,7 @@ def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
         ):
             spans.append((post, first_seq, last_seq, *day_bounds(lo, hi, zone)))
     rows: dict[str, list[Any]] = defaultdict(list)
-    for values, params in _values(spans):
+    for values, params in sql_values(spans):
         for post, *row in db.execute(
             f"WITH k (kp, s0, s1, t0, t1) AS (VALUES {values}) SELECT k.kp, {_E_ROW} FROM k "
             "JOIN events e ON e.post = k.kp AND e.seq BETWEEN k.s0 AND k.s1 "
@@ -185,9 +178,11 @@ def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
             rows[post].append(tuple(row))
     found = []
     for post, days in by_post.items():
+        by_time = sorted(rows.get(post, ()), key=lambda row: row[1])
+        times = [row[1] for row in by_time]
         for day in sorted(days):  # a day's window by its time bounds: no day per row
             lo, hi = day_bounds(lookback_first(day), day, zone)
-            window = [r for r in rows.get(post, ()) if lo <= r[1] < hi]
+            window = by_time[bisect_left(times, lo) : bisect_left(times, hi)]
             found.append((*daily._replay(window), post, day))
     db.executemany(
         "UPDATE daily SET visitors_inside = ?, visitors_waiting = ? WHERE post = ? AND day = ?",

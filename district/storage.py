@@ -84,6 +84,17 @@ class Purge:
     quarantine: str  # refused payloads (their receipt time; their counts stay)
 
 
+def sql_values(
+    rows: Sequence[tuple[Any, ...]], chunk: int = 150
+) -> Iterator[tuple[str, list[Any]]]:
+    """`VALUES (?, ...), ...` texts and their parameters for an SQL storage, `chunk` rows at
+    a time (150 rows of 5: under SQLite's old limit of 999 variables)."""
+    for at in range(0, len(rows), chunk):
+        part = rows[at : at + chunk]
+        marks = "(" + ", ".join("?" * len(part[0])) + ")"
+        yield ", ".join([marks] * len(part)), [value for row in part for value in row]
+
+
 class SQLHandle(Protocol):
     """What the district page's own tables (accounts, registry, emergencies, daily
     figures) need of an SQL storage: its connection for reads, a transaction for writes

@@ -268,8 +268,10 @@ make_venv() {
             say "making the venv $VENV (it sees apt's lgpio and picamera2)"
             "$PYTHON" -m venv --system-site-packages "$VENV"
         fi
+        local target=$SRC
+        if ((district)); then target="$SRC[postgres]"; fi  # --db postgresql://... needs psycopg
         say "installing posko into $VENV"
-        "$VENV/bin/python" -m pip install --quiet --upgrade "${PIP_ARGS[@]}" "$SRC"
+        "$VENV/bin/python" -m pip install --quiet --upgrade "${PIP_ARGS[@]}" "$target"
     fi
     mkdir -p "$(dirname "$BIN_LINK")"
     ln -sfn /opt/posko/venv/bin/posko "$BIN_LINK"

@@ -141,7 +141,10 @@ def test_district_postgres_stopped_and_restarted_mid_sync_the_receiver_reconnect
     )
     assert district.acked() - stalled <= 2 * 250 * 2  # at most the acks already on their way
     own_postgres.start()
-    district.drained()
+    try:
+        district.drained()
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the receiver said: {''.join(receiver.lines)[-3000:]}") from None
     assert receiver.process is not None and receiver.process.poll() is None  # never restarted
 
 

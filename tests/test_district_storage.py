@@ -86,3 +86,17 @@ def test_district_storage_several_receivers_may_open_one_new_database_at_once(
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_district_storage_a_failed_write_leaves_the_storage_usable(district_db: str) -> None:
+    """A statement failing mid-transaction (here the second row of a many-row insert, which
+    PostgreSQL sends pipelined) rolls back the whole transaction, and the next write works
+    on the same storage: a receiver must not stay stuck on a connection left half-way."""
+    events = day_events(random.Random(2), date(2026, 9, 1), ZoneInfo("Asia/Jakarta"), 1, 6, None)
+    with open_storage(district_db) as storage:
+        handle = storage  # the page's tables go through the same seam
+        with pytest.raises(StorageError), handle.transaction() as tx:  # type: ignore[attr-defined]
+            tx.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [("k", "1"), ("k", "2")])
+        assert storage.store_batch(Batch.of("bench", events)).contiguous == 6
+        rows = handle.conn.execute("SELECT value FROM meta WHERE key = ?", ("k",)).fetchall()  # type: ignore[attr-defined]
+        assert rows == []
