@@ -22,15 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
 import re
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -44,7 +41,7 @@ from bench.child import Child
 from bench.district_posts import serve
 from bench.district_report import report
 from bench.ports import free_port
-from bench.store import pick_base
+from bench.store import in_workdir
 from district.backends import open_storage
 from district.metrics import PREFIX
 from district.storage import UnsupportedStorage
@@ -361,16 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--storm-events must be a multiple of {STORM_BATCH} (or less)")
     if unknown:
         parser.error(f"unknown configurations {sorted(unknown)}; known: {', '.join(CONFIGS)}")
-    work = Path(tempfile.mkdtemp(prefix="posko-bench-district-", dir=pick_base(args.dir)))
-    try:
-        result = run(args, work)
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result))
-    return 0
+    return in_workdir("posko-bench-district-", args.dir, args.keep, lambda work: run(args, work))
 
 
 if __name__ == "__main__":

@@ -33,14 +33,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from bench.store import day_events
 from district import daily, registry
 from district.accounts import Cost, add_user
 from district.auth import FORM_COOKIE
-from district.group_commit import COLUMNS, now_text
+from district.group_commit import COLUMNS, now_text, row_of
 from district.report import day_bounds
 from district.sqlite import SQLiteStorage
 from district.web import create_app
@@ -71,28 +71,8 @@ def templates(per_day: int, zone: ZoneInfo, seed: int) -> list[tuple[date, list[
     for n in range(TEMPLATES):
         day = date(2026, 9, 1) + timedelta(days=n)
         events = day_events(rng, day, zone, 1, per_day, None)
-        found.append((day, [_row(e) for e in events]))
+        found.append((day, [row_of(cast(Event, e), "") for e in events]))  # post: set later
     return found
-
-
-def _row(e: dict[str, Any]) -> tuple[Any, ...]:
-    data = e.get("data")
-    return (
-        "",
-        e["seq"],
-        e["time"],
-        e["clock"],
-        e["kind"],
-        e.get("who"),
-        e.get("temp_c"),
-        e.get("temp_raw_c"),
-        e.get("screening"),
-        e.get("fault"),
-        e.get("ref"),
-        1 if e.get("photo") else None,
-        None if data is None else json.dumps(data, ensure_ascii=False),
-        "",
-    )
 
 
 def shifted(

@@ -31,10 +31,8 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -46,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.broker import Mosquitto
 from bench.child import Child
 from bench.payloads import bombs, events, honest_payloads, mutate
-from bench.store import pick_base
+from bench.store import in_workdir
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from district.storage import QuarantineLimits
@@ -402,16 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.flood:
         return flood(int(args.flood[0]), int(args.flood[1]))
-    work = Path(tempfile.mkdtemp(prefix="posko-bench-hostile-", dir=pick_base(args.dir)))
-    try:
-        result = run(args, work)
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result))
-    return 0
+    return in_workdir("posko-bench-hostile-", args.dir, args.keep, lambda work: run(args, work))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -115,6 +116,21 @@ def pick_base(explicit: str | None) -> Path:
         if candidate.is_dir() and filesystem_of(candidate)[1] not in RAM_FS:
             return candidate
     return Path.cwd()
+
+
+def in_workdir(prefix: str, base: str | None, keep: bool, run: Callable[[Path], Any]) -> int:
+    """Run a bench in a new temporary directory under `pick_base(base)` (kept with `keep`),
+    then print its figures as the last line, one JSON object."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=pick_base(base)))
+    try:
+        result = run(work)
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result))
+    return 0
 
 
 # -- realistic events -----------------------------------------------------------------

@@ -27,11 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import json
-import shutil
 import sqlite3
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from typing import Any
@@ -41,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.broker import Mosquitto
 from bench.child import Child
-from bench.store import filesystem_of, generate, pick_base
+from bench.store import filesystem_of, generate, in_workdir
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from edge.config import defaults
@@ -295,17 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.events, args.days, args.repeat = 20_000, 15, 2
         args.baseline_events = args.baseline_events or 3000
-    base = pick_base(args.dir)
-    work = Path(tempfile.mkdtemp(prefix="posko-bench-sync-", dir=base))
-    try:
-        result = run(args, work)
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result))
-    return 0
+    return in_workdir("posko-bench-sync-", args.dir, args.keep, lambda work: run(args, work))
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:

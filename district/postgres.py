@@ -99,6 +99,8 @@ class PostgresStorage(SQLStorage):
     statement or transaction at a time); it reconnects at the next use after the server
     went away, and until then every call raises `StorageError` (nothing acked)."""
 
+    ROW_LOCKS = ' ORDER BY post COLLATE "C" FOR UPDATE'  # a receiver storing one post waits
+
     def __init__(self, url: str, *, read_only: bool = False, zone: str = DEFAULT_ZONE) -> None:
         self.url = url
         self.zone = ZoneInfo(zone)
@@ -160,10 +162,7 @@ class PostgresStorage(SQLStorage):
             yield self.conn
 
     def _check_made(self, pg: psycopg.Connection[Any]) -> None:
-        (made,) = pg.execute("SELECT to_regclass('schema_history') IS NOT NULL").fetchone() or (
-            False,
-        )
-        if not made:
+        if self._version(pg) == 0:  # a reader never makes the tables
             raise StorageError(f"no district database at {redacted(self.url)}")
 
     @staticmethod
@@ -208,8 +207,6 @@ class PostgresStorage(SQLStorage):
                     raise
                 log.info("a group met another receiver's (%s); storing it again", e)
         raise AssertionError("unreachable")
-
-    ROW_LOCKS = ' ORDER BY post COLLATE "C" FOR UPDATE'  # a receiver storing one waits
 
     def _write(self) -> AbstractContextManager[Connection]:
         return self.transaction()

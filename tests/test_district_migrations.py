@@ -4,7 +4,6 @@ the code is refused, and the two backends' schemas are the same tables and colum
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -93,30 +92,6 @@ def test_district_migrations_a_newer_database_is_refused(
     with pytest.raises(StorageError, match="newer than this Posko knows") as refused:
         open_storage(district_db)
     assert "upgrade Posko" in str(refused.value)
-
-
-@pytest.mark.postgres
-def test_district_migrations_receivers_opening_a_new_database_together_migrate_it_once(
-    postgres_url: str,
-) -> None:
-    barrier = threading.Barrier(5)
-    failures: list[str] = []
-
-    def open_it() -> None:
-        barrier.wait()
-        try:
-            open_storage(postgres_url).close()
-        except StorageError as e:
-            failures.append(str(e))
-
-    threads = [threading.Thread(target=open_it) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert failures == []
-    with open_storage(postgres_url) as db:
-        assert [v for v, _ in history(db)] == [step.version for step in migrations.STEPS]
 
 
 @pytest.mark.postgres

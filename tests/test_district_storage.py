@@ -13,6 +13,7 @@ import pytest
 
 from bench.ports import free_port
 from bench.store import day_events
+from district import migrations
 from district.backends import open_storage
 from district.sqlite import SQLiteStorage
 from district.storage import StorageError, UnsupportedStorage
@@ -86,6 +87,9 @@ def test_district_storage_several_receivers_may_open_one_new_database_at_once(
         for thread in threads:
             thread.join()
     assert failures == []
+    with open_storage(district_db) as storage:  # each schema step applied once
+        steps = storage.conn.execute("SELECT version FROM schema_history").fetchall()  # type: ignore[attr-defined]
+        assert [v for (v,) in steps] == [step.version for step in migrations.STEPS]
 
 
 def test_district_storage_a_failed_write_leaves_the_storage_usable(district_db: str) -> None:

@@ -53,8 +53,8 @@ def register(commands: Any) -> None:
         "district",
         help="the district side: receive every post's events, export them",
         description="Commands for the district server: `run` receives the events of every "
-        "post from the MQTT broker into an SQLite database (and serves the "
-        "district page); `export` writes the stored events as CSV or JSON lines.",
+        "post from the MQTT broker into an SQLite or PostgreSQL database (and "
+        "serves the district page); `export` writes the stored events as CSV or JSON lines.",
     )
     sub = district.add_subparsers(dest="district_command", metavar="COMMAND", required=True)
     _add_run(sub)
@@ -67,10 +67,10 @@ def _add_run(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="receive, store and acknowledge every post's batches",
-        description="Subscribe to every post's events on the broker, store each batch in "
-        "SQLite (one transaction, duplicates skipped), and acknowledge it after "
-        "the commit. Bad payloads go to a quarantine table. Waits for the broker "
-        "if it is not up yet. Runs until Ctrl-C or SIGTERM.",
+        description="Subscribe to every post's events on the broker, store the batches "
+        "that arrive together in one transaction (SQLite or PostgreSQL, duplicates skipped), "
+        "and acknowledge each after the commit. Bad payloads go to a quarantine table. "
+        "Waits for the broker if it is not up yet. Runs until Ctrl-C or SIGTERM.",
     )
     run.add_argument("--db", required=True, metavar="DB", help=DB_HELP)
     run.add_argument("--broker", required=True, metavar="HOST:PORT", help="MQTT broker")
