@@ -52,17 +52,17 @@ COUNTS = (
 KEPT = ("events", "voided", *COUNTS, "visitors_inside", "visitors_waiting")
 FIGURES = ("in", "out", *KEPT)  # the keys of every figures dict this module returns
 _SEQS = 900  # seqs per IN (...) query, under SQLite's default limit of variables
-_VISIT_SQL = (
+VISIT_SQL = (
     "(kind IN ('void', 'recheck', 'departed') OR (kind IN ('in', 'out') AND who = 'visitor'))"
 )
-_VOID_SQL = f"kind = 'void' AND {_VISIT_SQL}"  # so that the events_visits index serves it
+VOID_SQL = f"kind = 'void' AND {VISIT_SQL}"  # so that the events_visits index serves it
 _ROW = "seq, time, kind, who, screening, ref"
 
 Row = tuple[int, str, str, str | None, str | None, int | None]  # an event, as _ROW reads it
 
 
 @lru_cache(maxsize=64)
-def _counted(kind: str, who: str | None, screening: str | None) -> tuple[str, ...]:
+def counted(kind: str, who: str | None, screening: str | None) -> tuple[str, ...]:
     """The columns one live (not voided) event adds 1 to."""
     found: list[str] = []
     if kind in (Kind.IN, Kind.OUT) and who in (Who.RESIDENT, Who.VISITOR):
@@ -79,8 +79,8 @@ def _counted(kind: str, who: str | None, screening: str | None) -> tuple[str, ..
     return tuple(found)
 
 
-def _follows_visits(kind: str, who: str | None) -> bool:
-    """Whether an event can change a visit (the events `_VISIT_SQL` reads back)."""
+def follows_visits(kind: str, who: str | None) -> bool:
+    """Whether an event can change a visit (the events `VISIT_SQL` reads back)."""
     return kind in (Kind.VOID, Kind.RECHECK, Kind.DEPARTED) or (
         kind in (Kind.IN, Kind.OUT) and who == Who.VISITOR
     )
@@ -89,7 +89,7 @@ def _follows_visits(kind: str, who: str | None) -> bool:
 # -- writing: in the transaction that stores a group of batches (district.daily_group) ---
 
 
-def _later(day: str, days: int) -> str:
+def later(day: str, days: int) -> str:
     """The day `days` after `day`, or the calendar's last."""
     try:
         return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
@@ -100,10 +100,10 @@ def _later(day: str, days: int) -> str:
 def _visitors(window: dict[str, list[Row]], day: str) -> tuple[int, int]:
     """Visitors inside and waiting at the end of `day`, from the events that follow visits
     per local day (at least those of its lookback days)."""
-    return _replay([row for one in days(lookback_first(day), day) for row in window.get(one, ())])
+    return replay([row for one in days(lookback_first(day), day) for row in window.get(one, ())])
 
 
-def _replay(rows: list[Row]) -> tuple[int, int]:
+def replay(rows: list[Row]) -> tuple[int, int]:
     """(inside, waiting) after these events (those that follow visits), by the rules of
     `edge.tally.visits`; a heap finds the visitor inside longest (its `longest_inside`
     scans every visit each time). Plain strings: this loop runs for every batch."""
@@ -171,7 +171,7 @@ def _post_days(post: str, rows: Iterable[Row], zone: ZoneInfo) -> list[tuple[Any
     for row in rows:
         by_day[calendar.day(row[1])].append(row)
     window = {
-        day: [row for row in group if _follows_visits(row[2], row[3])]
+        day: [row for row in group if follows_visits(row[2], row[3])]
         for day, group in by_day.items()
     }
     found = []
@@ -181,7 +181,7 @@ def _post_days(post: str, rows: Iterable[Row], zone: ZoneInfo) -> list[tuple[Any
         counts: Counter[str] = Counter(events=len(group), voided=len(cancelled))
         for seq, _, kind, who, screening, _ in group:
             if seq not in cancelled:
-                counts.update(_counted(kind, who, screening))
+                counts.update(counted(kind, who, screening))
         inside, waiting = _visitors(window, day)
         counts.update(visitors_inside=inside, visitors_waiting=waiting)
         seqs = [row[0] for row in group]

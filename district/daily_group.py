@@ -61,10 +61,10 @@ def record_many(db: Any, zone: ZoneInfo, fresh: dict[str, list[Event]]) -> None:
     )
     _count_days(db, zone, plans)
     later = [
-        (post, day, daily._later(day, LOOKBACK_DAYS))
+        (post, day, daily.later(day, LOOKBACK_DAYS))
         for post, by_day in plans.items()
         for day, group in by_day.items()
-        if any(daily._follows_visits(e["kind"], e.get("who")) for e in group)
+        if any(daily.follows_visits(e["kind"], e.get("who")) for e in group)
     ]
     targets |= _days_within(db, later)
     _recount_visitors(db, zone, targets)
@@ -104,7 +104,7 @@ def _day_rows(db: Any, zone: ZoneInfo, keys: Iterable[Key], where: str) -> dict[
 def _count_days(db: Any, zone: ZoneInfo, plans: dict[str, dict[str, list[Event]]]) -> None:
     """Add each day's new events, and take back what their voids cancel (same day only)."""
     keys = [(post, day) for post, by_day in plans.items() for day in by_day]
-    voids = _day_rows(db, zone, keys, daily._VOID_SQL)
+    voids = _day_rows(db, zone, keys, daily.VOID_SQL)
     deltas: dict[Key, Counter[str]] = {}
     lookups: list[tuple[str, int, str]] = []  # (post, ref, day): an older event now voided
     for post, by_day in plans.items():
@@ -115,7 +115,7 @@ def _count_days(db: Any, zone: ZoneInfo, plans: dict[str, dict[str, list[Event]]
             delta: Counter[str] = Counter(events=len(group))
             for e in group:
                 if e["seq"] not in cancelled:
-                    delta.update(daily._counted(e["kind"], e.get("who"), e.get("screening")))
+                    delta.update(daily.counted(e["kind"], e.get("who"), e.get("screening")))
             old = {ref for seq, ref in day_voids if seq not in fresh_seqs}
             for ref in cancelled - old:  # named by a void for the first time on this day
                 delta["voided"] += 1
@@ -124,7 +124,7 @@ def _count_days(db: Any, zone: ZoneInfo, plans: dict[str, dict[str, list[Event]]
             deltas[(post, day)] = delta
     for post, _ref, day, target in _targets(db, lookups):
         if day_of(target[0], zone) == day:
-            deltas[(post, day)].subtract(daily._counted(*target[1:]))
+            deltas[(post, day)].subtract(daily.counted(*target[1:]))
     names = ("events", "voided", *daily.COUNTS)
     db.executemany(
         _ADD,
@@ -172,7 +172,7 @@ def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
         for post, *row in db.execute(
             f"WITH k (kp, s0, s1, t0, t1) AS (VALUES {values}) SELECT k.kp, {_E_ROW} FROM k "
             "JOIN events e ON e.post = k.kp AND e.seq BETWEEN k.s0 AND k.s1 "
-            f"AND e.time >= k.t0 AND e.time < k.t1 AND {daily._VISIT_SQL}",
+            f"AND e.time >= k.t0 AND e.time < k.t1 AND {daily.VISIT_SQL}",
             params,
         ):
             rows[post].append(tuple(row))
@@ -183,7 +183,7 @@ def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
         for day in sorted(days):  # a day's window by its time bounds: no day per row
             lo, hi = day_bounds(lookback_first(day), day, zone)
             window = by_time[bisect_left(times, lo) : bisect_left(times, hi)]
-            found.append((*daily._replay(window), post, day))
+            found.append((*daily.replay(window), post, day))
     db.executemany(
         "UPDATE daily SET visitors_inside = ?, visitors_waiting = ? WHERE post = ? AND day = ?",
         found,
