@@ -297,6 +297,11 @@ def test_install_makes_a_venv_that_sees_apt_packages(scratch: Scratch) -> None:
     assert [call for call in scratch.calls("python3") if call.startswith("python3 -m")] == [
         f"python3 -m pip install --quiet --upgrade {scratch.root}/opt/posko/src"
     ]
+    district = scratch.install("--district", **env)  # its receiver may run on PostgreSQL
+    assert district.returncode == 0, district.stderr
+    assert [call for call in scratch.calls("python3") if call.startswith("python3 -m")] == [
+        f"python3 -m pip install --quiet --upgrade {scratch.root}/opt/posko/src[postgres]"
+    ]
 
 
 def test_install_wiring_picture_matches_the_readme_and_default_pins() -> None:
