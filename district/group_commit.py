@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -86,13 +86,9 @@ def advance(
 ) -> int:
     """The post's contiguous seq after this group: past what it held, through its new
     events and lost ranges (stored events read back only if some lay beyond it already)."""
+    beyond: Iterable[int]
     if top > held:  # out of order before: what lies beyond is in the database
-        beyond = [
-            int(s)
-            for (s,) in db.execute(
-                "SELECT seq FROM events WHERE post = ? AND seq > ? ORDER BY seq", (post, held)
-            )
-        ]
+        beyond = stored_after(db, post, held)
     else:  # in order so far: what lies beyond is this group's
         beyond = sorted(e["seq"] for e in new if e["seq"] > held)
     ranges = iter(lost)
@@ -111,6 +107,23 @@ def advance(
             break
         held = past_lost(seq)
     return held
+
+
+def stored_after(db: Any, post: str, seq: int, chunk: int = 1000) -> Iterator[int]:
+    """The post's stored seqs after `seq`, in order, read a chunk at a time: a post with a
+    gap early on must not have its whole history read back for every batch."""
+    while True:
+        found = [
+            int(s)
+            for (s,) in db.execute(
+                "SELECT seq FROM events WHERE post = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (post, seq, chunk),
+            )
+        ]
+        yield from found
+        if len(found) < chunk:
+            return
+        seq = found[-1]
 
 
 def apply_erasures(db: Any, batches: Group, by_post: dict[str, list[int]]) -> bool:

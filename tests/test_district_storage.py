@@ -104,3 +104,19 @@ def test_district_storage_a_failed_write_leaves_the_storage_usable(district_db: 
         assert storage.store_batch(Batch.of("bench", events)).contiguous == 6
         rows = handle.conn.execute("SELECT value FROM meta WHERE key = ?", ("k",)).fetchall()  # type: ignore[attr-defined]
         assert rows == []
+
+
+def test_district_storage_a_late_first_batch_moves_contiguous_past_thousands_stored(
+    district_db: str,
+) -> None:
+    """A post whose first batch arrives last: its other 2,500 events wait beyond a gap,
+    then the first one closes it and the contiguous seq reaches the end (read back a chunk
+    at a time, not stopping at a chunk's edge)."""
+    zone = ZoneInfo("Asia/Jakarta")
+    events = day_events(random.Random(3), date(2026, 9, 1), zone, 1, 2510, None)
+    with open_storage(district_db) as storage:
+        for at in range(10, 2510, 500):
+            stored = storage.store_batch(Batch.of("bench", events[at : at + 500]))
+            assert stored.contiguous == 0  # seqs 1-10 are still missing
+        assert storage.store_batch(Batch.of("bench", events[:10])).contiguous == 2510
+        assert storage.gaps("bench") == []
