@@ -141,3 +141,11 @@ def test_district_post_history_shows_refusals_with_referral(client: FlaskClient)
     assert "Dirujuk ke puskesmas" in page
     assert "0812" not in page  # the referral's contact stays off the page
     assert client.get("/posts/posko-x").status_code == 404
+
+
+def test_district_rekap_counts_one_post_in_the_singular(client: FlaskClient) -> None:
+    """Bagelen has one post: "1 post" in English, never "1 posts"; Sukaraja's two stay plural."""
+    client.get("/lang/en")
+    page = client.get(f"/rekap?day={DAY}&level=desa").get_data(as_text=True)
+    assert "1 post<" in page and "2 posts<" in page
+    assert "1 posts" not in page
