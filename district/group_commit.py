@@ -109,6 +109,14 @@ def advance(
     return held
 
 
+def lost_of(batch: Batch) -> list[tuple[int, int, str | None]]:
+    """The seq ranges the batch carries no event for, with the reason its post gave
+    (version 3 on: exactly the ranges it declares); None where it gave none."""
+    if batch.declared:
+        return [(lost.first, lost.last, lost.reason) for lost in batch.declared]
+    return [(first, last, None) for first, last in batch.lost()]
+
+
 def stored_after(db: Any, post: str, seq: int, chunk: int = 1000) -> Iterator[int]:
     """The post's stored seqs after `seq`, in order, read a chunk at a time: a post with a
     gap early on must not have its whole history read back for every batch."""

@@ -168,6 +168,9 @@ STEPS: tuple[Step, ...] = (
             "SUM(size), MAX(received) FROM quarantine GROUP BY coalesce(post, '')"
         ),
     ),
+    Step(
+        5, "lost ranges keep the reason their post gave", "ALTER TABLE lost ADD COLUMN reason TEXT"
+    ),
 )
 LATEST = STEPS[-1].version
 

@@ -76,10 +76,13 @@ class SQLStorage:
             for i, (batch, _) in enumerate(batches):
                 rows.extend(steps.rows(batch, fresh[i], seen))
             self._insert_events(db, rows)
-            db.executemany(
-                "INSERT OR IGNORE INTO lost VALUES (?, ?, ?, ?)",
-                [(b.post, first, last, seen) for b, _ in batches for first, last in b.lost()],
-            )
+            gone = [(b.post, *r[:2], seen, r[2]) for b, _ in batches for r in steps.lost_of(b)]
+            if gone:  # seldom: a post lost records
+                db.executemany(
+                    "INSERT OR IGNORE INTO lost (post, first, last, reported, reason) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    gone,
+                )
             new = {post: [e for i in by_post[post] for e in fresh[i]] for post in posts}
             daily_group.record_many(db, self.zone, new)  # duplicates count once
             lost = steps.lost_beyond(db, {post: held for post, (held, _) in state.items()})
@@ -216,6 +219,16 @@ class SQLStorage:
     def lost(self, post: str) -> list[tuple[int, int]]:
         rows = self._all("SELECT first, last FROM lost WHERE post = ? ORDER BY first", (post,))
         return [(a, b) for a, b in rows]
+
+    def lost_reasons(self, post: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The post's newest lost ranges: `first`, `last`, `reason` (None: not given) and
+        when the district heard of them (`reported`)."""
+        rows = self._dicts(
+            "SELECT first, last, reason, reported FROM lost WHERE post = ? "
+            "ORDER BY first DESC LIMIT ?",
+            (post, limit),
+        )
+        return rows[::-1]
 
     def gaps(self, post: str, limit: int = 100) -> list[tuple[int, int]]:
         """Seq ranges the district is still waiting for (neither stored nor declared lost)."""

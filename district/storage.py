@@ -167,6 +167,11 @@ class Storage(Protocol):
         """Seq ranges the post declared lost, in order."""
         ...
 
+    def lost_reasons(self, post: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The post's newest lost ranges, in order: `first`, `last`, `reason` (None where
+        the post gave none), `reported`."""
+        ...
+
     def quarantined(self, post: str | None = None) -> list[dict[str, Any]]:
         """Rejected payloads, oldest first, without their bytes."""
         ...

@@ -160,3 +160,39 @@ def test_district_page_answers_on_each_backend(district_db: str) -> None:
         assert answer.status_code == 303, action
     active = client.get("/api/emergencies").get_json()["active"]
     assert [e["post"] for e in active] == ["posko-b", "posko-c"]
+
+
+def test_district_post_page_says_why_records_were_lost(
+    district_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range lost by an older post (no reason) is kept through the upgrade to schema 5;
+    a range a newer post declares purged comes with its reason; the post's page says both,
+    in Indonesian and in English."""
+    from district import migrations
+    from edge.segments import Lost
+
+    monkeypatch.setattr(migrations, "STEPS", migrations.STEPS[:1])  # a version 4 database
+    monkeypatch.setattr(migrations, "LATEST", 4)
+    events = [entry("posko-a", seq, 1 + seq) for seq in (1, 2, 5, 6)]
+    with open_storage(district_db) as db:
+        db.store_batch(Batch.of("posko-a", events[:2]))
+        with db.transaction() as tx:  # type: ignore[attr-defined]
+            # 3-4 lost, as the code of schema 4 kept it: no reason
+            tx.execute("INSERT INTO lost VALUES (?, ?, ?, ?)", ("posko-a", 3, 4, "2026-11-30"))
+    monkeypatch.undo()
+    purged = Batch("posko-a", 7, 9, [], declared=(Lost(7, 9, "purged"),))
+    with open_storage(district_db) as db:
+        db.store_batch(Batch.of("posko-a", events[2:], first=5))
+        db.store_batch(purged)
+        assert [(r["first"], r["last"], r["reason"]) for r in db.lost_reasons("posko-a")] == [
+            (3, 4, None),
+            (7, 9, "purged"),
+        ]
+        assert db.contiguous("posko-a") == 9
+    client = district_client(district_db, "viewer")
+    page = client.get("/posts/posko-a").get_data(as_text=True)
+    assert "Catatan yang hilang di posko" in page and "3–4" in page and "7–9" in page
+    assert "tidak disebutkan" in page and "sudah dihapus di posko" in page
+    client.get("/lang/en")
+    page = client.get("/posts/posko-a").get_data(as_text=True)
+    assert "deleted at the post after the district had acknowledged it" in page

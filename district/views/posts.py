@@ -1,6 +1,7 @@
 """A post's history (`/posts/<id>?day=`): its emergencies of the last 14 days with who
-acknowledged and handled them and when, the day's refusals with their referrals, and the
-day's events (no visitor details: those stay in the export, NIKs masked).
+acknowledged and handled them and when, the day's refusals with their referrals, the
+day's events (no visitor details: those stay in the export, NIKs masked), and the records
+the post lost, with why.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from district.report import day_bounds
 from district.site import pages
 from district.views.emergencies import desk, local, places
 from edge.events import Kind
+from edge.segments import LOST_REASONS
 from sync.topics import POST_ID
 
 bp = Blueprint("posts", __name__)
@@ -47,6 +49,7 @@ def history(post: str) -> str:
         alarms = em.between(em.sql(db), start, "~", post=post)
         refused = rekap.refusals(db, post, day, site.zone)
         events = list(db.events(*day_bounds(day, day, site.zone), post=post))
+        lost = db.lost_reasons(post)
     return render_template(
         "post.html",
         post=post,
@@ -57,6 +60,7 @@ def history(post: str) -> str:
         refused=refused,
         events=[_event(e) for e in reversed(events[-RECENT:])],
         more=max(len(events) - RECENT, 0),
+        lost=[{**r, "reason": r["reason"] if r["reason"] in LOST_REASONS else None} for r in lost],
         local=lambda text: local(text, site),
     )
 
