@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from district import daily
 from district.localdays import Calendar, day_of
 from district.report import day_bounds
-from district.storage import sql_values
+from district.storage import joined
 from edge.events import Event
 from edge.tally import LOOKBACK_DAYS, lookback_first
 
@@ -72,32 +72,23 @@ def record_many(db: Any, zone: ZoneInfo, fresh: dict[str, list[Event]]) -> None:
 
 def _days_within(db: Any, spans: Sequence[tuple[str, str, str]]) -> set[Key]:
     """The (post, day) rows that exist within each (post, first day, last day)."""
-    found: set[Key] = set()
-    for values, params in sql_values(spans):
-        found.update(
-            (post, day)
-            for post, day in db.execute(
-                f"WITH k (kp, lo, hi) AS (VALUES {values}) SELECT d.post, d.day FROM daily d "
-                "JOIN k ON d.post = k.kp AND d.day BETWEEN k.lo AND k.hi",
-                params,
-            )
-        )
-    return found
+    query = (
+        "SELECT d.post, d.day FROM daily d JOIN k ON d.post = k.kp AND d.day BETWEEN k.lo AND k.hi"
+    )
+    return {(post, day) for post, day in joined(db, "kp, lo, hi", spans, query)}
 
 
 def _day_rows(db: Any, zone: ZoneInfo, keys: Iterable[Key], where: str) -> dict[Key, list[Any]]:
     """Each (post, day)'s stored events that match `where` (within its seq span)."""
     spans = [(post, day, *day_bounds(day, day, zone)) for post, day in keys]
     found: dict[Key, list[Any]] = defaultdict(list)
-    for values, params in sql_values(spans):
-        for post, day, *row in db.execute(
-            f"WITH k (kp, kd, t0, t1) AS (VALUES {values}) SELECT k.kp, k.kd, {_E_ROW} "
-            "FROM k JOIN daily d ON d.post = k.kp AND d.day = k.kd "
-            "JOIN events e ON e.post = k.kp AND e.seq BETWEEN d.first_seq AND d.last_seq "
-            f"AND e.time >= k.t0 AND e.time < k.t1 AND {where}",
-            params,
-        ):
-            found[(post, day)].append(tuple(row))
+    query = (
+        f"SELECT k.kp, k.kd, {_E_ROW} FROM k JOIN daily d ON d.post = k.kp AND d.day = k.kd "
+        "JOIN events e ON e.post = k.kp AND e.seq BETWEEN d.first_seq AND d.last_seq "
+        f"AND e.time >= k.t0 AND e.time < k.t1 AND {where}"
+    )
+    for post, day, *row in joined(db, "kp, kd, t0, t1", spans, query):
+        found[(post, day)].append(tuple(row))
     return found
 
 
@@ -140,14 +131,12 @@ def _targets(
     db: Any, lookups: list[tuple[str, int, str]]
 ) -> Iterator[tuple[str, int, str, tuple[Any, ...]]]:
     """The (time, kind, who, screening) of each stored event a new void names."""
-    for values, params in sql_values(lookups):
-        for post, ref, day, *target in db.execute(
-            f"WITH k (kp, ks, kd) AS (VALUES {values}) SELECT k.kp, k.ks, k.kd, "
-            "e.time, e.kind, e.who, e.screening FROM k "
-            "JOIN events e ON e.post = k.kp AND e.seq = k.ks",
-            params,
-        ):
-            yield post, ref, day, tuple(target)
+    query = (
+        "SELECT k.kp, k.ks, k.kd, e.time, e.kind, e.who, e.screening FROM k "
+        "JOIN events e ON e.post = k.kp AND e.seq = k.ks"
+    )
+    for post, ref, day, *target in joined(db, "kp, ks, kd", lookups, query):
+        yield post, ref, day, tuple(target)
 
 
 def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
@@ -159,23 +148,20 @@ def _recount_visitors(db: Any, zone: ZoneInfo, targets: set[Key]) -> None:
         by_post[post].append(day)
     windows = [(post, lookback_first(min(d)), max(d)) for post, d in by_post.items()]
     spans: list[tuple[Any, ...]] = []
-    for values, params in sql_values(windows):
-        for post, lo, hi, first_seq, last_seq in db.execute(
-            f"WITH k (kp, lo, hi) AS (VALUES {values}) SELECT k.kp, k.lo, k.hi, "
-            "min(d.first_seq), max(d.last_seq) FROM k JOIN daily d ON d.post = k.kp "
-            "AND d.day BETWEEN k.lo AND k.hi GROUP BY k.kp, k.lo, k.hi",
-            params,
-        ):
-            spans.append((post, first_seq, last_seq, *day_bounds(lo, hi, zone)))
+    query = (
+        "SELECT k.kp, k.lo, k.hi, min(d.first_seq), max(d.last_seq) FROM k JOIN daily d "
+        "ON d.post = k.kp AND d.day BETWEEN k.lo AND k.hi GROUP BY k.kp, k.lo, k.hi"
+    )
+    for post, lo, hi, first_seq, last_seq in joined(db, "kp, lo, hi", windows, query):
+        spans.append((post, first_seq, last_seq, *day_bounds(lo, hi, zone)))
     rows: dict[str, list[Any]] = defaultdict(list)
-    for values, params in sql_values(spans):
-        for post, *row in db.execute(
-            f"WITH k (kp, s0, s1, t0, t1) AS (VALUES {values}) SELECT k.kp, {_E_ROW} FROM k "
-            "JOIN events e ON e.post = k.kp AND e.seq BETWEEN k.s0 AND k.s1 "
-            f"AND e.time >= k.t0 AND e.time < k.t1 AND {daily.VISIT_SQL}",
-            params,
-        ):
-            rows[post].append(tuple(row))
+    query = (
+        f"SELECT k.kp, {_E_ROW} FROM k JOIN events e ON e.post = k.kp "
+        "AND e.seq BETWEEN k.s0 AND k.s1 "
+        f"AND e.time >= k.t0 AND e.time < k.t1 AND {daily.VISIT_SQL}"
+    )
+    for post, *row in joined(db, "kp, s0, s1, t0, t1", spans, query):
+        rows[post].append(tuple(row))
     found = []
     for post, days in by_post.items():
         by_time = sorted(rows.get(post, ()), key=lambda row: row[1])

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from district.storage import sql_values
+from district.storage import joined
 from edge.events import FIELDS, Event, utc_text
 from sync.batch import Batch
 
@@ -33,16 +33,10 @@ def unseen(db: Any, batches: Group) -> list[list[Event]]:
     """Each batch's events the database does not hold, each (post, seq) once (the first
     batch of the group holding it brings it): read under the group's lock."""
     spans = [(b.post, b.first, b.last) for b, _ in batches]
-    stored: set[tuple[str, int]] = set()
-    for marks, params in sql_values(spans):
-        stored.update(
-            (post, seq)
-            for post, seq in db.execute(
-                f"WITH k (kp, lo, hi) AS (VALUES {marks}) SELECT e.post, e.seq FROM k "
-                "JOIN events e ON e.post = k.kp AND e.seq BETWEEN k.lo AND k.hi",
-                params,
-            )
-        )
+    query = (
+        "SELECT e.post, e.seq FROM k JOIN events e ON e.post = k.kp AND e.seq BETWEEN k.lo AND k.hi"
+    )
+    stored = {(post, seq) for post, seq in joined(db, "kp, lo, hi", spans, query)}
     found = []
     for batch, _ in batches:
         mine = []
@@ -71,13 +65,12 @@ def rows(batch: Batch, fresh: list[Event], received: str) -> Iterator[tuple[Any,
 def lost_beyond(db: Any, held: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
     """Each post's lost ranges past its contiguous seq, in order, in one query a chunk."""
     found: dict[str, list[tuple[int, int]]] = {post: [] for post in held}
-    for marks, params in sql_values(list(held.items())):
-        for post, first, last in db.execute(
-            f"WITH k (kp, kh) AS (VALUES {marks}) SELECT l.post, l.first, l.last FROM k "
-            "JOIN lost l ON l.post = k.kp AND l.last > k.kh ORDER BY l.post, l.first",
-            params,
-        ):
-            found[post].append((int(first), int(last)))
+    query = (
+        "SELECT l.post, l.first, l.last FROM k JOIN lost l ON l.post = k.kp AND l.last > k.kh "
+        "ORDER BY l.post, l.first"
+    )
+    for post, first, last in joined(db, "kp, kh", list(held.items()), query):
+        found[post].append((int(first), int(last)))
     return found
 
 
@@ -144,19 +137,15 @@ def apply_erasures(db: Any, batches: Group, by_post: dict[str, list[int]]) -> bo
         if any(e["kind"] in ERASING for i in group for e in batches[i][0].events)
     }
     targets: dict[str, set[int]] = defaultdict(set)
-    for marks, params in sql_values(list(first.items())):
-        for post, data in db.execute(
-            f"WITH k (kp, kf) AS (VALUES {marks}) SELECT e.post, e.data FROM k "
-            "JOIN events e ON e.post = k.kp AND e.seq >= k.kf "
-            "WHERE e.kind = 'note' AND e.data LIKE '%\"erasure\"%'",
-            params,
-        ):
-            erasure = json.loads(data).get("erasure")
-            seqs = erasure.get("seqs") if isinstance(erasure, dict) else None
-            if isinstance(seqs, list):
-                targets[post].update(
-                    s for s in seqs if isinstance(s, int) and not isinstance(s, bool)
-                )
+    query = (
+        "SELECT e.post, e.data FROM k JOIN events e ON e.post = k.kp AND e.seq >= k.kf "
+        "WHERE e.kind = 'note' AND e.data LIKE '%\"erasure\"%'"
+    )
+    for post, data in joined(db, "kp, kf", list(first.items()), query):
+        erasure = json.loads(data).get("erasure")
+        seqs = erasure.get("seqs") if isinstance(erasure, dict) else None
+        if isinstance(seqs, list):
+            targets[post].update(s for s in seqs if isinstance(s, int) and not isinstance(s, bool))
     removed = False
     for post, seqs in targets.items():
         removed |= erase(db, post, sorted(seqs))

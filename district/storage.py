@@ -84,15 +84,17 @@ class Purge:
     quarantine: str  # refused payloads (their receipt time; their counts stay)
 
 
-def sql_values(
-    rows: Sequence[tuple[Any, ...]], chunk: int = 150
-) -> Iterator[tuple[str, list[Any]]]:
-    """`VALUES (?, ...), ...` texts and their parameters for an SQL storage, `chunk` rows at
-    a time (150 rows of 5: under SQLite's old limit of 999 variables)."""
+def joined(
+    db: Any, names: str, rows: Sequence[tuple[Any, ...]], query: str, chunk: int = 150
+) -> Iterator[tuple[Any, ...]]:
+    """The rows `query` gives with `rows` as a table `k` (columns `names`), for an SQL
+    storage: `WITH k (names) AS (VALUES ...) query`, `chunk` rows at a time (150 rows of 5:
+    under SQLite's old limit of 999 variables), so one statement serves many posts."""
     for at in range(0, len(rows), chunk):
         part = rows[at : at + chunk]
-        marks = "(" + ", ".join("?" * len(part[0])) + ")"
-        yield ", ".join([marks] * len(part)), [value for row in part for value in row]
+        marks = ", ".join(["(" + ", ".join("?" * len(part[0])) + ")"] * len(part))
+        params = [value for row in part for value in row]
+        yield from db.execute(f"WITH k ({names}) AS (VALUES {marks}) {query}", params)
 
 
 class SQLHandle(Protocol):

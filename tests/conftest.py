@@ -18,6 +18,9 @@ import pytest
 
 from bench.broker import Mosquitto
 from bench.postgres import Postgres
+from district.backends import open_storage
+from district.sqlite import SQLiteStorage
+from district.storage import Storage
 from edge.clock import VirtualClock
 from edge.config import Config, defaults
 from edge.post import Post
@@ -130,3 +133,17 @@ def district_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "district.db")
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db(district_db: str) -> Iterator[Storage]:
+    """The district storage of each backend, open (a module may define its own `db`)."""
+    with open_storage(district_db) as storage:
+        yield storage
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[SQLiteStorage]:
+    """The SQLite storage only: for what only SQLite has (its file, its PRAGMAs)."""
+    with SQLiteStorage(tmp_path / "district.db") as storage:
+        yield storage

@@ -3,7 +3,7 @@ until handled here or at the post, escalation and silent posts with an injected 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,12 +25,6 @@ from tests.support.district_client import csrf, district_app, district_client
 ZONE = ZoneInfo("Asia/Jakarta")
 MORNING = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
 RULES = em.Rules()
-
-
-@pytest.fixture
-def db(district_db: str) -> Iterator[Storage]:
-    with open_storage(district_db) as storage:
-        yield storage
 
 
 @pytest.fixture

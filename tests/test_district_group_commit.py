@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +74,6 @@ def payload(post: str, events: list[dict[str, Any]]) -> bytes:
 
 def topic(post: str) -> str:
     return f"posko/v1/{post}/events"
-
-
-@pytest.fixture
-def db(district_db: str) -> Iterator[Storage]:
-    with open_storage(district_db) as d:
-        yield d
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    with SQLiteStorage(tmp_path / "district.db") as d:
-        yield d
 
 
 def test_district_group_commit_stores_several_posts_in_one_transaction_then_acks(

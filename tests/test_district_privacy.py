@@ -10,7 +10,6 @@ import csv
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,18 +84,6 @@ def vacuumed(db: Storage) -> int:
         "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'events'"
     ).fetchone()
     return int(row[0])
-
-
-@pytest.fixture
-def db(district_db: str) -> Iterator[Storage]:
-    with open_storage(district_db) as storage:
-        yield storage
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    with SQLiteStorage(tmp_path / "district.db") as storage:
-        yield storage
 
 
 def test_district_database_is_set_to_overwrite_what_it_frees(sqlite_db: SQLiteStorage) -> None:

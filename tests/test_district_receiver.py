@@ -6,7 +6,6 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from district.backends import open_storage
 from district.receiver import Receiver
 from district.sqlite import SQLiteStorage
 from district.storage import Storage
@@ -26,18 +24,6 @@ from sync.messages import Ack, status
 from tests.support.sync_helpers import realistic
 
 EVENTS = "posko/v1/bench/events"
-
-
-@pytest.fixture
-def db(district_db: str) -> Iterator[Storage]:
-    with open_storage(district_db) as d:
-        yield d
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    with SQLiteStorage(tmp_path / "district.db") as d:
-        yield d
 
 
 @pytest.fixture
